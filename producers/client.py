@@ -1,0 +1,112 @@
+"""Submit jobs by task name and wait for their JobResults.
+
+Only the broker and result URLs are needed; the worker's code and keys are not.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from typing import Any
+
+from celery import Celery
+from celery.exceptions import TimeoutError as CeleryTimeout
+from celery.result import AsyncResult
+
+from tasks.schemas import (
+    QUEUE_CONVERSATIONS,
+    QUEUE_EXTRACTION,
+    TASK_COMPLETE,
+    TASK_EXTRACT,
+    ErrorInfo,
+    JobResult,
+)
+from worker.settings import Settings, get_settings
+
+
+def producer_app(settings: Settings | None = None) -> Celery:
+    """A Celery app that only sends tasks and reads results (JSON only)."""
+    settings = settings or get_settings()
+    return _producer_app(settings.broker, settings.results)
+
+
+@lru_cache(maxsize=8)
+def _producer_app(broker: str, results: str) -> Celery:
+    app = Celery("tierline-producer", broker=broker, backend=results, set_as_current=False)
+    app.conf.update(
+        task_serializer="json", result_serializer="json", accept_content=["json"],
+        result_accept_content=["json"], task_send_sent_event=True,
+        broker_connection_retry_on_startup=True, redis_max_connections=64,
+        broker_transport_options={"max_connections": 64},
+        task_routes={TASK_COMPLETE: {"queue": QUEUE_CONVERSATIONS},
+                     TASK_EXTRACT: {"queue": QUEUE_EXTRACTION}},
+    )
+    return app
+
+
+class JobHandle:
+    """A submitted job: its id, and its JobResult when the worker is done."""
+
+    def __init__(self, job_id: str, app: Celery) -> None:
+        self.id = job_id
+        self._app = app
+
+    def __repr__(self) -> str:
+        return f"JobHandle({self.id!r})"
+
+    def result(self, timeout: float | None = None) -> JobResult:
+        """Wait up to `timeout` seconds (None: forever); raise TimeoutError past it."""
+        async_result = AsyncResult(self.id, app=self._app)
+        try:
+            value = async_result.get(timeout=timeout, propagate=False, disable_sync_subtasks=False)
+        except CeleryTimeout as exc:
+            raise TimeoutError(f"job {self.id} not finished within {timeout}s") from exc
+        return to_job_result(self.id, async_result.state, value)
+
+    def done(self) -> bool:
+        return bool(AsyncResult(self.id, app=self._app).ready())
+
+
+def to_job_result(job_id: str, state: str, value: object) -> JobResult:
+    """A JobResult from a Celery state and value; a crashed task becomes a failed result."""
+    if state == "SUCCESS" and isinstance(value, dict):
+        return JobResult.model_validate(value)
+    return JobResult(
+        job_id=job_id, status="failed",
+        error=ErrorInfo(code="worker_error", message=f"task ended {state}: {value!r}"[:500]),
+    )
+
+
+def submit(
+    messages: Iterable[Mapping[str, Any]],
+    *,
+    job_id: str | None = None,
+    app: Celery | None = None,
+    **options: Any,
+) -> JobHandle:
+    """Enqueue a conversation job; the worker validates it and routes it.
+
+    messages: chat messages (``role``, ``content``). job_id: idempotency key, also the
+    Celery task id (a new uuid when None). options: ``critical``, ``pin_model``,
+    ``min_tier``, ``max_output_tokens``, ``temperature``, ``metadata``, ``policy``,
+    ``quality``.
+    """
+    job = {"messages": list(messages), **options}
+    if job_id is not None:
+        job["job_id"] = job_id
+    return send_job(job, app=app)
+
+
+def send_job(job: Mapping[str, Any], *, app: Celery | None = None, task: str = TASK_COMPLETE) -> JobHandle:
+    """Send a raw job payload by task name; Flower and logs see only a short summary."""
+    app = app or producer_app()
+    task_id = str(job.get("job_id") or uuid.uuid4())
+    messages = job.get("messages")
+    count = len(messages) if isinstance(messages, list) else 0
+    size = len(str(messages)) if messages is not None else 0
+    app.send_task(
+        task, kwargs={"job": dict(job)}, task_id=task_id,
+        argsrepr=f"job={task_id} messages={count} chars={size}", kwargsrepr="{}",
+    )
+    return JobHandle(task_id, app)

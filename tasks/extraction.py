@@ -1,0 +1,1 @@
+"""`tierline.extract`: document text + schema → validated JSON (see the quality issue)."""

@@ -1,0 +1,70 @@
+"""The Celery app (`celery -A worker worker`): configuration and every signal, in one place.
+
+JSON only, late acks, reject on worker lost, prefetch 1, soft and hard time limits,
+a visibility timeout longer than the hard limit, results that expire, task events on.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery, signals
+
+from tasks.schemas import QUEUE_CONVERSATIONS, QUEUE_EXTRACTION, TASK_COMPLETE, TASK_EXTRACT
+from worker import runtime
+from worker.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery settings for a worker (or a producer) from tierline's settings."""
+    connections = max(10, 2 * settings.concurrency + 10)
+    return {
+        "broker_url": settings.broker,
+        "result_backend": settings.results,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "event_serializer": "json",
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "worker_prefetch_multiplier": 1,
+        "task_soft_time_limit": settings.soft_time_limit_s,
+        "task_time_limit": settings.hard_time_limit_s,
+        "broker_transport_options": {
+            "visibility_timeout": settings.visibility_timeout_s,
+            "max_connections": connections,
+            "socket_timeout": 30,
+            "health_check_interval": settings.redis_health_check_s,
+        },
+        "redis_max_connections": connections,
+        "redis_socket_timeout": 30,
+        "redis_socket_connect_timeout": 5,
+        "redis_retry_on_timeout": True,
+        "broker_connection_retry_on_startup": True,
+        "result_expires": settings.result_expires_s,
+        "worker_max_tasks_per_child": settings.max_tasks_per_child,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "task_track_started": False,
+        "task_default_queue": QUEUE_CONVERSATIONS,
+        "task_routes": {
+            TASK_COMPLETE: {"queue": QUEUE_CONVERSATIONS},
+            TASK_EXTRACT: {"queue": QUEUE_EXTRACTION},
+        },
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+    }
+
+
+app = Celery("tierline", include=["tasks.conversation", "tasks.extraction"])
+app.conf.update(celery_config(get_settings()))
+
+
+@signals.worker_init.connect
+def _before_fork(**_: Any) -> None:
+    # Load the vocabulary (about 1 s) and validate the catalog once, before fork.
+    runtime.prepare()

@@ -1,0 +1,124 @@
+"""The project's one error tree.
+
+```
+TierlineError
+├─ ProviderError (.provider, .model)
+│  ├─ TransientError: RateLimited(.retry_after_s), ProviderTimeout, ProviderUnavailable,
+│  │                  MalformedResponse
+│  ├─ ConfigurationError: AuthenticationFailed, UnknownModel
+│  └─ BadRequest: ContextTooLong, InvalidRequest
+├─ QualityRejected (.reason)
+├─ BudgetExhausted (.attempts)
+├─ CatalogError
+└─ InvalidJob (.code)
+```
+
+The fallback loop catches exactly the kinds it handles: TransientError and
+ConfigurationError move on to the next candidate, BadRequest ends the job.
+Messages never carry a key, a token or a prompt.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TierlineError(Exception):
+    """Base of every error tierline raises on purpose."""
+
+    code = "error"
+
+
+class ProviderError(TierlineError):
+    """A model call failed; `kind` names the family for results and metrics."""
+
+    kind = "provider"
+    code = "provider_error"
+
+    def __init__(self, message: str, *, provider: str, model: str) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.model = model
+
+
+class TransientError(ProviderError):
+    kind = "transient"
+    code = "transient"
+
+
+class RateLimited(TransientError):
+    code = "rate_limited"
+
+    def __init__(
+        self, message: str, *, provider: str, model: str, retry_after_s: float | None = None
+    ) -> None:
+        super().__init__(message, provider=provider, model=model)
+        self.retry_after_s = retry_after_s
+
+
+class ProviderTimeout(TransientError):
+    code = "timeout"
+
+
+class ProviderUnavailable(TransientError):
+    code = "unavailable"
+
+
+class MalformedResponse(TransientError):
+    code = "malformed_response"
+
+
+class ConfigurationError(ProviderError):
+    kind = "configuration"
+    code = "configuration"
+
+
+class AuthenticationFailed(ConfigurationError):
+    code = "authentication_failed"
+
+
+class UnknownModel(ConfigurationError):
+    code = "unknown_model"
+
+
+class BadRequest(ProviderError):
+    kind = "bad_request"
+    code = "bad_request"
+
+
+class ContextTooLong(BadRequest):
+    code = "context_too_long"
+
+
+class InvalidRequest(BadRequest):
+    code = "invalid_request"
+
+
+class QualityRejected(TierlineError):
+    code = "quality"
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class BudgetExhausted(TierlineError):
+    code = "budget_exhausted"
+
+    def __init__(self, message: str, *, attempts: list[Any]) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+
+
+class CatalogError(TierlineError):
+    """The tier catalog file is invalid; the message names the line and the problem."""
+
+    code = "catalog_invalid"
+
+
+class InvalidJob(TierlineError):
+    """The job itself is unusable; `code` is a stable machine-readable error code."""
+
+    def __init__(self, message: str, *, code: str = "invalid_job") -> None:
+        super().__init__(message)
+        self.code = code

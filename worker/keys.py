@@ -1,0 +1,52 @@
+"""Every Redis key tierline writes, with its prefix and default TTL, in one place.
+
+The routing state (busy flags, delivery counters, metrics, the simulator's script)
+lives under one configurable prefix (``TIERLINE_KEY_PREFIX``, default ``llm:``);
+Celery's own keys (queues, ``celery-task-meta-<id>`` results) are Celery's, and
+results expire after ``TIERLINE_RESULT_EXPIRES_S``.
+
+| key                                  | value                  | TTL                   |
+|--------------------------------------|------------------------|-----------------------|
+| <prefix>busy:<model>                 | "<kind>:<code>"        | BUSY_TTL_S / Retry-After / CONFIG_TTL_S |
+| <prefix>deliveries:<job id>:<level>  | delivery count         | DELIVERIES_TTL_S      |
+| <prefix>metrics                      | hash of counters       | METRICS_TTL_S         |
+| <prefix>sim:script                   | JSON simulation script | SIM_SCRIPT_TTL_S      |
+| <prefix>batch:<batch id>             | hash custom_id → state | BATCH_TTL_S           |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_PREFIX = "llm:"
+
+BUSY_TTL_S = 60
+CONFIG_TTL_S = 900
+DELIVERIES_TTL_S = 86_400
+METRICS_TTL_S = 7 * 86_400
+SIM_SCRIPT_TTL_S = 86_400
+BATCH_TTL_S = 7 * 86_400
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Builds the project's Redis keys under one prefix."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    def busy(self, model: str) -> str:
+        return f"{self.prefix}busy:{model}"
+
+    def deliveries(self, job_id: str, level: int) -> str:
+        return f"{self.prefix}deliveries:{job_id}:{level}"
+
+    @property
+    def metrics(self) -> str:
+        return f"{self.prefix}metrics"
+
+    @property
+    def sim_script(self) -> str:
+        return f"{self.prefix}sim:script"
+
+    def batch(self, batch_id: str) -> str:
+        return f"{self.prefix}batch:{batch_id}"

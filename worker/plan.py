@@ -1,0 +1,77 @@
+"""The plan: a pure function from a job's routing facts to the ordered candidates.
+
+Order: the start tier first, then stronger tiers (quality kept), then weaker tiers as
+the last resort (better than a failure), never below `min_tier`. Inside a tier, models
+in catalog order. Busy models are skipped; if that leaves nothing, every model that
+fits is tried anyway. A model whose context window cannot hold the conversation plus
+the output budget is never a candidate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from worker.catalog import Catalog, ModelSpec
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One model to try; `tier` is its tier's position (0 = weakest)."""
+
+    tier: int
+    tier_name: str
+    model: ModelSpec
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class Route:
+    """What to plan for: routed tokens, output budget and the job's constraints."""
+
+    tokens: int
+    output_tokens: int
+    start_tier: int
+    min_tier: int = 0
+    pin_model: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Ordered candidates; `all_busy` says the busy flags were ignored for lack of choice."""
+
+    candidates: tuple[Candidate, ...]
+    all_busy: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not self.candidates
+
+
+def plan(route: Route, busy: frozenset[str], catalog: Catalog) -> Plan:
+    """Order the candidates for `route`, skipping `busy` models, from `catalog`."""
+    need = route.tokens + route.output_tokens
+    fitting = [c for c in _ordered(route, catalog) if c.model.context_tokens >= need]
+    free = tuple(c for c in fitting if c.model.name not in busy)
+    if free or not fitting:
+        return Plan(free)
+    return Plan(tuple(fitting), all_busy=True)
+
+
+def _ordered(route: Route, catalog: Catalog) -> Iterator[Candidate]:
+    if route.pin_model is not None:
+        found = catalog.model(route.pin_model)
+        if found is not None:
+            yield _candidate(catalog, found[0], found[1])
+        return
+    last = len(catalog.tiers) - 1
+    start = min(max(route.start_tier, route.min_tier), last)
+    order = [*range(start, last + 1), *range(start - 1, route.min_tier - 1, -1)]
+    for tier in order:
+        for model in catalog.tiers[tier].models:
+            yield _candidate(catalog, tier, model)
+
+
+def _candidate(catalog: Catalog, tier: int, model: ModelSpec) -> Candidate:
+    spec = catalog.tiers[tier]
+    return Candidate(tier=tier, tier_name=spec.name, model=model, timeout_s=spec.timeout_s)

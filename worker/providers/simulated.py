@@ -1,0 +1,231 @@
+"""The simulated provider: a real implementation of the provider protocol, offline.
+
+Per-model latency and error rate, scripted outages (model X fails from t1 to t2 with a
+given error), deterministic answers, poor answers on demand (short, refusal, broken
+JSON) and token usage. Its script is JSON, read from Redis (``<prefix>sim:script``) at
+most every ``refresh_s`` seconds, so a demo or a test can change it while workers run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+import redis
+from pydantic import BaseModel, ConfigDict, Field
+
+from worker import errors
+from worker.providers.base import ChatRequest, ChatResponse
+from worker.tokens import TokenCounter
+
+log = logging.getLogger(__name__)
+
+ErrorName = Literal[
+    "unavailable", "server_error", "rate_limited", "timeout", "auth", "unknown_model",
+    "bad_request", "malformed",
+]
+PoorName = Literal["short", "refusal", "broken_json", "schema_mismatch"]
+
+
+class Outage(BaseModel):
+    """Model fails with `error` from `start` to `end` (Unix time, seconds)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    start: float
+    end: float
+    error: ErrorName = "unavailable"
+    retry_after_s: float | None = None
+
+
+class Behaviour(BaseModel):
+    """How one simulated model behaves; rates are fractions of requests."""
+
+    model_config = ConfigDict(frozen=True)
+
+    latency_ms: float = Field(default=0.0, ge=0)
+    jitter_ms: float = Field(default=0.0, ge=0)
+    error_rate: float = Field(default=0.0, ge=0, le=1)
+    error: ErrorName = "unavailable"
+    retry_after_s: float | None = None
+    poor_rate: float = Field(default=0.0, ge=0, le=1)
+    poor: PoorName = "refusal"
+    outages: tuple[Outage, ...] = ()
+
+
+class Script(BaseModel):
+    """Behaviour per model name, and the default for the others."""
+
+    model_config = ConfigDict(frozen=True)
+
+    default: Behaviour = Behaviour()
+    models: dict[str, Behaviour] = Field(default_factory=dict)
+
+    def behaviour(self, model: str) -> Behaviour:
+        return self.models.get(model, self.default)
+
+
+class RedisScript:
+    """A script read from Redis, cached for `refresh_s` seconds; `fallback` when absent."""
+
+    def __init__(
+        self, client: redis.Redis, key: str, *, refresh_s: float, fallback: Script | None = None
+    ) -> None:
+        self._redis = client
+        self._key = key
+        self._refresh_s = refresh_s
+        self._fallback = fallback or Script()
+        self._cached: tuple[float, Script] | None = None
+
+    def current(self) -> Script:
+        now = time.monotonic()
+        if self._cached is not None and now - self._cached[0] < self._refresh_s:
+            return self._cached[1]
+        script = self._fallback
+        try:
+            raw = self._redis.get(self._key)
+            if raw is not None:
+                script = Script.model_validate_json(raw)
+        except redis.RedisError as exc:
+            log.warning("simulation script unreadable, keeping the last one: %s", exc)
+            script = self._cached[1] if self._cached else self._fallback
+        self._cached = (now, script)
+        return script
+
+
+def publish_script(client: redis.Redis, key: str, script: Script, *, ttl_s: int) -> None:
+    """Store `script` where every simulated provider reading `key` will see it."""
+    client.set(key, script.model_dump_json(), ex=ttl_s)
+
+
+class SimulatedProvider:
+    """Behaves like a real provider, without a network."""
+
+    name = "simulated"
+
+    def __init__(
+        self,
+        script: Callable[[], Script],
+        counter: TokenCounter,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._script = script
+        self._counter = counter
+        self._clock = clock
+        self._sleep = sleep
+
+    def chat(self, request: ChatRequest, *, timeout_s: float) -> ChatResponse:
+        behaviour = self._script().behaviour(request.model)
+        rng = random.Random(_seed(request))
+        latency_s = (behaviour.latency_ms + rng.uniform(0, behaviour.jitter_ms)) / 1000
+        failure = self._failure(behaviour, rng)
+        if failure is not None and failure[0] == "timeout":
+            latency_s = timeout_s + 1
+        if latency_s > timeout_s:
+            self._sleep(timeout_s)
+            raise errors.ProviderTimeout(
+                f"no answer within {timeout_s:.1f}s", provider=self.name, model=request.model
+            )
+        if latency_s > 0:
+            self._sleep(latency_s)
+        if failure is not None:
+            raise _error(failure[0], failure[1], request.model)
+        poor = behaviour.poor if rng.random() < behaviour.poor_rate else None
+        content = _answer(request, poor, rng)
+        tokens_in = self._counter.conversation([m["content"] for m in request.messages]).tokens
+        tokens_out = min(self._counter.text(content), request.max_output_tokens)
+        return ChatResponse(content, tokens_in, tokens_out, "stop")
+
+    def _failure(self, behaviour: Behaviour, rng: random.Random) -> tuple[str, float | None] | None:
+        now = self._clock()
+        for outage in behaviour.outages:
+            if outage.start <= now < outage.end:
+                return outage.error, outage.retry_after_s
+        if behaviour.error_rate and rng.random() < behaviour.error_rate:
+            return behaviour.error, behaviour.retry_after_s
+        return None
+
+
+def _seed(request: ChatRequest) -> int:
+    digest = hashlib.blake2b(digest_size=8)
+    digest.update(request.model.encode())
+    for message in request.messages:
+        digest.update(message["role"].encode())
+        digest.update(message["content"].encode())
+    return int.from_bytes(digest.digest(), "big")
+
+
+_ERRORS: dict[str, type[errors.ProviderError]] = {
+    "unavailable": errors.ProviderUnavailable,
+    "server_error": errors.ProviderUnavailable,
+    "malformed": errors.MalformedResponse,
+    "auth": errors.AuthenticationFailed,
+    "unknown_model": errors.UnknownModel,
+    "bad_request": errors.InvalidRequest,
+}
+
+
+def _error(name: str, retry_after_s: float | None, model: str) -> errors.ProviderError:
+    message = f"simulated {name.replace('_', ' ')}"
+    if name == "rate_limited":
+        return errors.RateLimited(
+            message, provider="simulated", model=model, retry_after_s=retry_after_s
+        )
+    return _ERRORS[name](message, provider="simulated", model=model)
+
+
+_REFUSAL = "I'm sorry, but I can't help with that request."
+
+
+def _answer(request: ChatRequest, poor: str | None, rng: random.Random) -> str:
+    if poor == "short":
+        return "OK."
+    if poor == "refusal":
+        return _REFUSAL
+    if request.json_mode or request.json_schema is not None:
+        if poor == "broken_json":
+            return '{"answer": "unterminated'
+        value = (
+            {"unexpected": True}
+            if poor == "schema_mismatch"
+            else _instance(request.json_schema or {"type": "object"}, _words(request))
+        )
+        return json.dumps(value)
+    if poor == "broken_json":
+        return "{not json"
+    last = request.messages[-1]["content"]
+    topic = " ".join(last.split()[:12])
+    return (
+        f"Answer from {request.model} (simulated). You asked about: {topic}. "
+        f"Here is a considered reply, reference {rng.randrange(10**6):06d}."
+    )
+
+
+def _words(request: ChatRequest) -> list[str]:
+    words = [w.strip(".,;:!?\"'()") for w in request.messages[-1]["content"].split()]
+    return [w for w in words if w] or ["value"]
+
+
+def _instance(schema: dict[str, Any], words: list[str], depth: int = 0) -> Any:
+    """A deterministic instance of a JSON Schema, filled from `words`."""
+    kind = schema.get("type", "object")
+    if "enum" in schema:
+        return schema["enum"][0]
+    if kind == "object":
+        props = schema.get("properties", {})
+        return {k: _instance(v, words[i:] or words, depth + 1) for i, (k, v) in enumerate(props.items())}
+    if kind == "array":
+        item = schema.get("items", {"type": "string"})
+        return [_instance(item, words[i:] or words, depth + 1) for i in range(min(2, len(words)))]
+    if kind in ("integer", "number"):
+        return len(words[0])
+    if kind == "boolean":
+        return len(words) % 2 == 0
+    return words[0]

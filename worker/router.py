@@ -1,0 +1,335 @@
+"""The router: count, plan, attempt, gate. Pure decisions are delegated to `plan`,
+`policies` and `quality`; this module does the I/O and keeps the record.
+
+One attempt budget is shared by retries and fallbacks. Each attempt gets the full
+conversation and a timeout cut to what remains before the job's deadline.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tasks.schemas import Attempt, Carry, ErrorInfo, Escalation, Job, JobResult
+from worker import errors, quality
+from worker.catalog import Catalog
+from worker.keys import BUSY_TTL_S, CONFIG_TTL_S
+from worker.metrics import Metrics
+from worker.plan import Candidate, Plan, Route, plan
+from worker.policies import POLICIES
+from worker.providers.base import ChatRequest, ChatResponse, Provider
+from worker.state import RoutingState
+from worker.tokens import TokenCount, TokenCounter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobRecord:
+    """The life of one job in this process: what it carried in, its deadline, its call."""
+
+    job_id: str
+    carry: Carry
+    deadline: float
+    routed: TokenCount | None = None
+    policy: str | None = None
+    in_flight: tuple[Candidate, float] | None = None
+
+
+@dataclass(frozen=True)
+class Escalate:
+    """Re-queue the job to `carry.min_tier` and up: the answer failed the quality gate."""
+
+    carry: Carry
+
+
+@dataclass(frozen=True)
+class Generation:
+    candidate: Candidate
+    response: ChatResponse
+    attempt: Attempt
+
+
+Decision = JobResult | Escalate
+
+
+@dataclass(frozen=True)
+class RouterConfig:
+    attempt_budget: int = 3
+    backoff_s: float = 0.05
+    max_escalations: int = 2
+    default_policy: str = "tokens"
+
+
+class Router:
+    """Routes jobs over `catalog` through `providers` (model name → provider)."""
+
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        providers: Mapping[str, Provider],
+        state: RoutingState,
+        counter: TokenCounter,
+        metrics: Metrics,
+        config: RouterConfig,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.catalog = catalog
+        self._providers = providers
+        self._state = state
+        self._counter = counter
+        self._metrics = metrics
+        self._config = config
+        self._clock = clock
+        self._sleep = sleep
+
+    def route(self, job: Job, record: JobRecord, busy: frozenset[str]) -> Decision:
+        """Run `job` to a result, or to an escalation; `busy` are the flagged models."""
+        route = self.route_for(job, record)
+        chosen = plan(route, busy, self.catalog)
+        if chosen.empty:
+            return self.failed(record, _no_fit(route))
+        if chosen.all_busy:
+            self._metrics.incr("routing:all_busy")
+        generated = self.generate(job, chosen, record)
+        if isinstance(generated, ErrorInfo):
+            return self.failed(record, generated)
+        verdict = quality.check(generated.response.content, job.quality)
+        if verdict.ok:
+            return self.succeeded(record, generated, verdict.parsed)
+        return self._escalate_or_fail(job, record, generated, verdict)
+
+    def route_for(self, job: Job, record: JobRecord) -> Route:
+        """The routing facts of `job`; raises `InvalidJob` for names the catalog lacks."""
+        policy_name = job.policy or self._config.default_policy
+        policy = POLICIES.get(policy_name)
+        if policy is None:
+            raise errors.InvalidJob(
+                f"unknown policy {policy_name!r}; known: {sorted(POLICIES)}", code="unknown_policy"
+            )
+        if job.pin_model is not None and self.catalog.model(job.pin_model) is None:
+            raise errors.InvalidJob(
+                f"pinned model {job.pin_model!r} is not in the catalog; "
+                f"known: {list(self.catalog.model_names)}",
+                code="unknown_model",
+            )
+        min_tier = max(self._tier(job.min_tier), record.carry.min_tier)
+        if job.critical:
+            min_tier = len(self.catalog.tiers) - 1
+        small = self.catalog.tiers[0].max_tokens
+        record.routed = self._counter.conversation([m.content for m in job.messages], bound=small)
+        record.policy = policy_name
+        return Route(
+            tokens=record.routed.tokens,
+            output_tokens=job.max_output_tokens,
+            start_tier=policy.start_tier(record.routed.tokens, self.catalog),
+            min_tier=min_tier,
+            pin_model=job.pin_model,
+        )
+
+    def generate(self, job: Job, chosen: Plan, record: JobRecord) -> Generation | ErrorInfo:
+        """Try the plan's candidates (then again from the top) within the attempt budget."""
+        request = _request(job)
+        candidates = chosen.candidates
+        for n in range(self._config.attempt_budget):
+            candidate = candidates[n % len(candidates)]
+            remaining = record.deadline - self._clock()
+            if remaining <= 0:
+                return ErrorInfo(code="timeout", message=_timeout_message(record))
+            outcome = self._attempt(request, candidate, record, min(candidate.timeout_s, remaining))
+            if isinstance(outcome, Generation | ErrorInfo):
+                return outcome
+            self._sleep(min(self._config.backoff_s * n, max(0.0, record.deadline - self._clock())))
+        return ErrorInfo(
+            code="budget_exhausted",
+            message=f"{self._config.attempt_budget} attempts failed: "
+            + "; ".join(f"{a.model}: {a.error_code}" for a in record.carry.attempts[-3:]),
+        )
+
+    def _attempt(
+        self, request: ChatRequest, candidate: Candidate, record: JobRecord, timeout_s: float
+    ) -> Generation | ErrorInfo | None:
+        """One call. A Generation or a final error ends the loop; None moves on."""
+        model = candidate.model
+        provider = self._providers[model.name]
+        started = self._clock()
+        record.in_flight = (candidate, started)
+        try:
+            response = provider.chat(_for_model(request, model.name), timeout_s=timeout_s)
+        except errors.TransientError as exc:
+            ttl = exc.retry_after_s if isinstance(exc, errors.RateLimited) and exc.retry_after_s else BUSY_TTL_S
+            self._failed_attempt(record, candidate, provider, exc, started, ttl)
+            return None
+        except errors.ConfigurationError as exc:
+            log.error(
+                "configuration failure job=%s model=%s provider=%s code=%s: %s; "
+                "model disabled for %ss", record.job_id, model.name, provider.name,
+                exc.code, exc, CONFIG_TTL_S,
+            )
+            self._failed_attempt(record, candidate, provider, exc, started, CONFIG_TTL_S)
+            return None
+        except errors.BadRequest as exc:
+            self._failed_attempt(record, candidate, provider, exc, started, None)
+            return ErrorInfo(code=exc.code, message=f"{model.name} refused the request: {exc}")
+        finally:
+            record.in_flight = None
+        return self._generated(record, candidate, provider, response, request, started)
+
+    def _failed_attempt(
+        self, record: JobRecord, candidate: Candidate, provider: Provider,
+        exc: errors.ProviderError, started: float, busy_ttl_s: float | None,
+    ) -> None:
+        latency_ms = (self._clock() - started) * 1000
+        record.carry.attempts.append(Attempt(
+            model=candidate.model.name, tier=candidate.tier_name, provider=provider.name,
+            outcome=exc.kind, error_kind=exc.kind, error_code=exc.code,  # type: ignore[arg-type]
+            latency_ms=round(latency_ms, 3), level=record.carry.level,
+        ))
+        self._metrics.incr(f"attempts:{exc.kind}")
+        log.warning(
+            "attempt failed job=%s model=%s tier=%s attempt=%d kind=%s code=%s",
+            record.job_id, candidate.model.name, candidate.tier_name,
+            len(record.carry.attempts), exc.kind, exc.code,
+        )
+        if busy_ttl_s is not None:
+            self._state.mark_busy(candidate.model.name, ttl_s=busy_ttl_s, reason=f"{exc.kind}:{exc.code}")
+
+    def _generated(
+        self, record: JobRecord, candidate: Candidate, provider: Provider,
+        response: ChatResponse, request: ChatRequest, started: float,
+    ) -> Generation:
+        tokens_in = response.tokens_in
+        if tokens_in is None:
+            tokens_in = self._counter.conversation([m["content"] for m in request.messages]).tokens
+        tokens_out = response.tokens_out
+        if tokens_out is None:
+            tokens_out = self._counter.text(response.content)
+        attempt = Attempt(
+            model=candidate.model.name, tier=candidate.tier_name, provider=provider.name,
+            outcome="ok", latency_ms=round((self._clock() - started) * 1000, 3),
+            tokens_in=tokens_in, tokens_out=tokens_out,
+            cost_usd=candidate.model.cost_usd(tokens_in, tokens_out), level=record.carry.level,
+        )
+        record.carry.attempts.append(attempt)
+        self._metrics.incr("attempts:ok")
+        return Generation(candidate, response, attempt)
+
+    def _escalate_or_fail(
+        self, job: Job, record: JobRecord, generated: Generation, verdict: quality.Verdict
+    ) -> Decision:
+        carry = record.carry
+        last = len(self.catalog.tiers) - 1
+        can_escalate = (
+            job.pin_model is None
+            and generated.candidate.tier < last
+            and carry.level < self._config.max_escalations
+        )
+        to_tier = self.catalog.tiers[generated.candidate.tier + 1].name if can_escalate else None
+        carry.escalations.append(Escalation(
+            from_tier=generated.candidate.tier_name, to_tier=to_tier,
+            model=generated.candidate.model.name, check=verdict.check, reason=verdict.reason,
+        ))
+        self._metrics.incr(f"quality:{verdict.check}")
+        log.info(
+            "quality check failed job=%s model=%s tier=%s check=%s next=%s",
+            record.job_id, generated.candidate.model.name, generated.candidate.tier_name,
+            verdict.check, to_tier or "none",
+        )
+        if can_escalate:
+            carry.level += 1
+            carry.min_tier = generated.candidate.tier + 1
+            return Escalate(carry)
+        error = ErrorInfo(code="quality", message=f"{verdict.check}: {verdict.reason}")
+        return self._result(record, "failed", error=error, generated=generated)
+
+    def succeeded(self, record: JobRecord, generated: Generation, parsed: Any) -> JobResult:
+        return self._result(record, "succeeded", generated=generated, parsed=parsed)
+
+    def failed(self, record: JobRecord, error: ErrorInfo) -> JobResult:
+        return self._result(record, "failed", error=error)
+
+    def interrupted(self, record: JobRecord, message: str) -> JobResult:
+        """The job ran out of time mid-call: list the call that was cut short."""
+        if record.in_flight is not None:
+            candidate, started = record.in_flight
+            provider = self._providers[candidate.model.name]
+            record.carry.attempts.append(Attempt(
+                model=candidate.model.name, tier=candidate.tier_name, provider=provider.name,
+                outcome="interrupted", error_kind="timeout", error_code="soft_time_limit",
+                latency_ms=round((self._clock() - started) * 1000, 3), level=record.carry.level,
+            ))
+            record.in_flight = None
+        return self.failed(record, ErrorInfo(code="timeout", message=message))
+
+    def _result(
+        self, record: JobRecord, status: str, *, error: ErrorInfo | None = None,
+        generated: Generation | None = None, parsed: Any = None,
+    ) -> JobResult:
+        attempts = record.carry.attempts
+        routed = record.routed
+        result = JobResult(
+            job_id=record.job_id, status=status, error=error,  # type: ignore[arg-type]
+            content=generated.response.content if generated else None, parsed=parsed,
+            model=generated.candidate.model.name if generated else None,
+            tier=generated.candidate.tier_name if generated else None,
+            provider=generated.attempt.provider if generated else None,
+            tokens_in=sum(a.tokens_in for a in attempts),
+            tokens_out=sum(a.tokens_out for a in attempts),
+            cost_usd=sum(a.cost_usd for a in attempts),
+            latency_ms=round((time.time() - record.carry.started_at) * 1000, 3),
+            routed_tokens=routed.tokens if routed else 0,
+            routed_tokens_exact=routed.exact if routed else True,
+            policy=record.policy, attempts=attempts, escalations=record.carry.escalations,
+        )
+        self._metrics.incr(f"jobs:{status}" + (f":{error.code}" if error else ""))
+        return result
+
+    def _tier(self, name: str | None) -> int:
+        if name is None:
+            return 0
+        try:
+            return self.catalog.tier_index(name)
+        except KeyError:
+            known = [t.name for t in self.catalog.tiers]
+            raise errors.InvalidJob(
+                f"unknown min_tier {name!r}; known: {known}", code="unknown_tier"
+            ) from None
+
+
+def _request(job: Job) -> ChatRequest:
+    spec = job.quality
+    return ChatRequest(
+        model="",
+        messages=tuple({"role": m.role, "content": m.content} for m in job.messages),
+        max_output_tokens=job.max_output_tokens,
+        temperature=job.temperature,
+        json_mode=bool(spec and (spec.json_output or spec.json_schema or spec.schema_name)),
+        json_schema=spec.json_schema if spec else None,
+        job_id=job.job_id or "",
+    )
+
+
+def _for_model(request: ChatRequest, model: str) -> ChatRequest:
+    return ChatRequest(
+        model=model, messages=request.messages, max_output_tokens=request.max_output_tokens,
+        temperature=request.temperature, json_mode=request.json_mode,
+        json_schema=request.json_schema, job_id=request.job_id,
+    )
+
+
+def _no_fit(route: Route) -> ErrorInfo:
+    need = route.tokens + route.output_tokens
+    return ErrorInfo(
+        code="context_too_long",
+        message=f"the conversation ({route.tokens} tokens) plus the output budget "
+        f"({route.output_tokens}) needs {need} tokens: no allowed model's context holds it",
+    )
+
+
+def _timeout_message(record: JobRecord) -> str:
+    return f"the job ran out of time after {len(record.carry.attempts)} attempts"

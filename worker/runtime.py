@@ -1,0 +1,121 @@
+"""Everything a worker process needs to route jobs, built once per process.
+
+The vocabulary and the catalog load before fork (`prepare`); Redis clients and provider
+clients are built lazily in each process (after fork), and rebuilt if the pid changes.
+Nothing here assumes one job per process: a gevent pool shares one Runtime.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+import redis
+
+from worker import keys
+from worker.catalog import Catalog, load_catalog
+from worker.metrics import Metrics
+from worker.providers import build_providers, provider_mode
+from worker.providers.simulated import RedisScript
+from worker.redis_pool import connect
+from worker.router import Router, RouterConfig
+from worker.settings import Settings, get_settings
+from worker.state import RoutingState
+from worker.tokens import TokenCounter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Shared:
+    """Loaded once, before fork, shared by every child."""
+
+    settings: Settings
+    catalog: Catalog
+    counter: TokenCounter
+
+
+class Runtime:
+    """The per-process routing machinery."""
+
+    def __init__(self, shared: Shared) -> None:
+        settings = shared.settings
+        self.settings = settings
+        self.catalog = shared.catalog
+        self.counter = shared.counter
+        self.metrics = Metrics()
+        self.redis: redis.Redis = connect(settings.state, settings)
+        self.state = RoutingState(self.redis, settings.keys, self.metrics)
+        script = RedisScript(self.redis, settings.keys.sim_script, refresh_s=settings.sim_refresh_s)
+        providers = build_providers(settings, self.catalog, self.counter, script.current)
+        self.router = Router(
+            catalog=self.catalog,
+            providers=providers,
+            state=self.state,
+            counter=self.counter,
+            metrics=self.metrics,
+            config=RouterConfig(
+                attempt_budget=settings.attempt_budget,
+                backoff_s=settings.backoff_s,
+                max_escalations=settings.max_escalations,
+                default_policy=settings.policy,
+            ),
+        )
+
+    def deadline(self) -> float:
+        """Monotonic time by which a job started now must have finished its attempts."""
+        s = self.settings
+        return time.monotonic() + s.soft_time_limit_s - s.deadline_margin_s
+
+    def flush_metrics(self) -> None:
+        self.metrics.maybe_flush(self.redis, self.settings.keys.metrics, keys.METRICS_TTL_S)
+
+
+class _PerProcess:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._shared: Shared | None = None
+        self._runtime: tuple[int, Runtime] | None = None
+
+    def prepare(self) -> Shared:
+        with self._lock:
+            if self._shared is None:
+                settings = get_settings()
+                catalog = load_catalog(settings.catalog_path)
+                counter = TokenCounter(settings.tokenizer)
+                counter.warm()
+                self._shared = Shared(settings, catalog, counter)
+            return self._shared
+
+    def get(self) -> Runtime:
+        current = self._runtime
+        if current is not None and current[0] == os.getpid():
+            return current[1]
+        shared = self.prepare()
+        with self._lock:
+            if self._runtime is None or self._runtime[0] != os.getpid():
+                self._runtime = (os.getpid(), Runtime(shared))
+            return self._runtime[1]
+
+
+_PROCESS = _PerProcess()
+
+
+def prepare() -> Shared:
+    """Load settings, catalog and vocabulary (before fork); raises CatalogError on a bad file."""
+    shared = _PROCESS.prepare()
+    log.info(
+        "tierline ready: provider=%s tiers=%s tokenizer=%s",
+        provider_mode(shared.settings),
+        ",".join(t.name for t in shared.catalog.tiers),
+        shared.settings.tokenizer,
+    )
+    return shared
+
+
+def runtime() -> Runtime:
+    """This process's Runtime, built on first use after fork."""
+    return _PROCESS.get()

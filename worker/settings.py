@@ -1,0 +1,101 @@
+"""Typed, frozen settings from the environment (``TIERLINE_*``), loaded once."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from worker import keys
+
+
+class Settings(BaseSettings):
+    """Everything a worker or a producer reads from its environment.
+
+    Broker, results and routing state may live on different Redis servers or
+    databases; each falls back to ``redis_url`` (``TIERLINE_REDIS_URL`` or ``REDIS_URL``).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TIERLINE_", frozen=True, extra="ignore")
+
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("TIERLINE_REDIS_URL", "REDIS_URL")
+    )
+    broker_url: str | None = None
+    result_url: str | None = None
+    state_url: str | None = None
+    key_prefix: str = keys.DEFAULT_PREFIX
+
+    catalog_path: Path | None = None
+    tokenizer: str = "mistral:tekken_240911"
+    policy: str = "tokens"
+    provider_mode: Literal["auto", "simulated", "real"] = "auto"
+
+    attempt_budget: int = Field(default=3, ge=1, le=20)
+    backoff_s: float = Field(default=0.05, ge=0)
+    max_escalations: int = Field(default=2, ge=0, le=5)
+    max_deliveries: int = Field(default=3, ge=1)
+
+    soft_time_limit_s: float = Field(default=120.0, gt=0)
+    hard_time_limit_s: float = Field(default=150.0, gt=0)
+    deadline_margin_s: float = Field(default=0.5, ge=0)
+    visibility_timeout_s: int = Field(default=3600, gt=0)
+    result_expires_s: int = Field(default=86_400, gt=0)
+    max_tasks_per_child: int = Field(default=1000, ge=1)
+    concurrency: int = Field(default=2, ge=1)
+
+    redis_max_connections: int = Field(default=16, ge=2)
+    redis_socket_timeout_s: float = Field(default=2.0, gt=0)
+    redis_health_check_s: int = Field(default=30, ge=0)
+
+    sim_refresh_s: float = Field(default=0.5, ge=0)
+
+    mistral_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("TIERLINE_MISTRAL_API_KEY", "MISTRAL_API_KEY")
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("TIERLINE_OPENAI_API_KEY", "OPENAI_API_KEY")
+    )
+    mistral_base_url: str | None = None
+    openai_base_url: str | None = None
+
+    @model_validator(mode="after")
+    def _limits_in_order(self) -> Settings:
+        if self.hard_time_limit_s <= self.soft_time_limit_s:
+            raise ValueError("hard_time_limit_s must be greater than soft_time_limit_s")
+        if self.visibility_timeout_s <= self.hard_time_limit_s:
+            raise ValueError("visibility_timeout_s must be greater than hard_time_limit_s")
+        return self
+
+    @property
+    def broker(self) -> str:
+        return self.broker_url or self._redis("broker")
+
+    @property
+    def results(self) -> str:
+        return self.result_url or self._redis("results")
+
+    @property
+    def state(self) -> str:
+        return self.state_url or self._redis("routing state")
+
+    @property
+    def keys(self) -> keys.Keys:
+        return keys.Keys(self.key_prefix)
+
+    def _redis(self, what: str) -> str:
+        if not self.redis_url:
+            raise RuntimeError(
+                f"no Redis URL for the {what}: set REDIS_URL (or TIERLINE_REDIS_URL), "
+                "or start through `tierline worker` / `tierline demo`, which start a private one"
+            )
+        return self.redis_url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read from the environment once."""
+    return Settings()

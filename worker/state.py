@@ -1,0 +1,100 @@
+"""Routing state in Redis: busy flags and delivery counters.
+
+A busy flag means "this model recently failed here", never "the provider is down".
+The flags of every model and the job's delivery counter are read in ONE round trip;
+a flag is set with a script that extends it and never shortens it. If Redis cannot
+be read, routing fails open (nothing is busy) and counts ``state:busy_read_failed``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import redis
+
+from worker import keys as keyspace
+from worker.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+# PTTL is -2 for a missing key and -1 for a key without TTL: both are shorter than any ttl.
+_EXTEND = """
+local current = redis.call('PTTL', KEYS[1])
+local wanted = tonumber(ARGV[1])
+if current < wanted then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', wanted)
+  return 1
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one round trip learned: busy models and this delivery's number (0 = unknown)."""
+
+    busy: frozenset[str]
+    delivery: int
+    healthy: bool
+
+
+@dataclass(frozen=True)
+class BusyFlag:
+    reason: str
+    ttl_s: float
+
+
+class RoutingState:
+    """Busy flags and delivery counters on the routing-state Redis."""
+
+    def __init__(self, client: redis.Redis, keys: keyspace.Keys, metrics: Metrics) -> None:
+        self._redis = client
+        self._keys = keys
+        self._metrics = metrics
+        self._extend = client.register_script(_EXTEND)
+
+    def read(self, models: Sequence[str], *, job_id: str | None = None, level: int = 0) -> Snapshot:
+        """Busy flags of `models` and, with `job_id`, count this delivery of escalation `level`."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.mget([self._keys.busy(m) for m in models])
+        if job_id is not None:
+            key = self._keys.deliveries(job_id, level)
+            pipe.incr(key)
+            pipe.expire(key, keyspace.DELIVERIES_TTL_S)
+        try:
+            replies = pipe.execute()
+        except redis.RedisError as exc:
+            self._metrics.incr("state:busy_read_failed")
+            log.warning("routing state unreadable, routing as if nothing were busy: %s", exc)
+            return Snapshot(frozenset(), 0, healthy=False)
+        busy = frozenset(m for m, flag in zip(models, replies[0], strict=True) if flag is not None)
+        delivery = int(replies[1]) if job_id is not None else 0
+        return Snapshot(busy, delivery, healthy=True)
+
+    def mark_busy(self, model: str, *, ttl_s: float, reason: str) -> None:
+        """Flag `model` busy for `ttl_s` seconds unless it is already flagged for longer."""
+        try:
+            self._extend(keys=[self._keys.busy(model)], args=[max(1, int(ttl_s * 1000)), reason])
+        except redis.RedisError as exc:
+            self._metrics.incr("state:busy_write_failed")
+            log.warning("could not flag model=%s busy: %s", model, exc)
+
+    def flags(self, models: Sequence[str]) -> dict[str, BusyFlag]:
+        """Current flags with their reason and time left, for operators."""
+        pipe = self._redis.pipeline(transaction=False)
+        for model in models:
+            pipe.get(self._keys.busy(model))
+            pipe.pttl(self._keys.busy(model))
+        replies = pipe.execute()
+        out: dict[str, BusyFlag] = {}
+        for i, model in enumerate(models):
+            value, pttl = replies[2 * i], replies[2 * i + 1]
+            if value is not None and pttl > 0:
+                out[model] = BusyFlag(value.decode(), pttl / 1000)
+        return out
+
+    def clear(self, models: Sequence[str]) -> None:
+        """Remove the flags of `models` (operators, tests)."""
+        self._redis.delete(*[self._keys.busy(m) for m in models])
