@@ -32,6 +32,7 @@ class PrivateRedis:
 
     port: int = 0
     appendonly: bool = True
+    databases: int = 16
     folder: Path | None = None
     url: str = ""
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
@@ -54,6 +55,7 @@ class PrivateRedis:
             "--dir", str(self.folder), "--save", "",
             "--appendonly", "yes" if self.appendonly else "no",
             "--maxmemory-policy", "noeviction", "--daemonize", "no",
+            "--databases", str(self.databases),
             "--logfile", str(Path(str(self.folder)) / "redis.log"),
         ]
 

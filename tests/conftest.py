@@ -1,0 +1,51 @@
+"""Session fixtures: a private Redis server (or REDIS_URL) and real workers."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from producers.embedded import PrivateRedis
+from tests.support import RunningWorker, running_worker
+
+# Database 0 is left to the user; each worker in a session gets its own database.
+_databases = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def redis_base_url() -> Iterator[str]:
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    with PrivateRedis(appendonly=False, databases=256) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def worker_factory(
+    redis_base_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[..., AbstractContextManager[RunningWorker]]:
+    """`with worker_factory(env={...}) as w:` a real worker on a fresh Redis database."""
+    tmp: Path = tmp_path_factory.mktemp("workers")
+
+    def start(**kwargs: Any) -> AbstractContextManager[RunningWorker]:
+        # With a user's REDIS_URL only 16 databases may exist: workers here never
+        # overlap in time for long, and each flushes its database before it starts.
+        db = next(_databases) % (255 if not os.environ.get("REDIS_URL") else 15) + 1
+        return running_worker(redis_base_url, db, tmp, **kwargs)
+
+    return start
+
+
+@pytest.fixture(scope="module")
+def worker(worker_factory: Callable[..., AbstractContextManager[RunningWorker]]) -> Iterator[RunningWorker]:
+    """A default worker (simulated provider, default catalog) shared by a test module."""
+    with worker_factory() as running:
+        yield running

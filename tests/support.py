@@ -1,0 +1,143 @@
+"""Real parts for tests: a private Redis server and real Celery worker processes."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+from celery import Celery
+
+from producers.client import _producer_app
+from tasks.schemas import QUEUE_CONVERSATIONS, QUEUE_EXTRACTION
+from worker.keys import Keys
+from worker.providers.simulated import Script, publish_script
+
+ROOT = Path(__file__).resolve().parent.parent
+_names = itertools.count(1)
+
+
+def db_url(base: str, db: int) -> str:
+    """`base` Redis URL moved to database `db`."""
+    head, _, tail = base.rstrip("/").rpartition("/")
+    if tail.isdigit():
+        return f"{head}/{db}"
+    return f"{base.rstrip('/')}/{db}"
+
+
+@dataclass
+class RunningWorker:
+    """A `celery -A worker worker` subprocess on its own Redis database."""
+
+    url: str
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    prefix: str
+
+    @property
+    def app(self) -> Celery:
+        return _producer_app(self.url, self.url)
+
+    @property
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url)
+
+    @property
+    def keys(self) -> Keys:
+        return Keys(self.prefix)
+
+    def script(self, script: Script) -> None:
+        """Publish a simulation script; workers here re-read it on every call."""
+        publish_script(self.redis, self.keys.sim_script, script, ttl_s=3600)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def children(self) -> list[int]:
+        out = subprocess.run(
+            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True, check=False
+        )
+        return [int(p) for p in out.stdout.split()]
+
+
+def worker_env(url: str, prefix: str, extra: Mapping[str, Any]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIERLINE_")}
+    env.pop("MISTRAL_API_KEY", None)
+    env.pop("OPENAI_API_KEY", None)
+    env.update({
+        "REDIS_URL": url,
+        "TIERLINE_KEY_PREFIX": prefix,
+        "TIERLINE_SIM_REFRESH_S": "0",
+        "TIERLINE_BACKOFF_S": "0.01",
+        "PYTHONPATH": str(ROOT),
+    })
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+@contextmanager
+def running_worker(
+    base_url: str,
+    db: int,
+    tmp: Path,
+    *,
+    env: Mapping[str, Any] | None = None,
+    concurrency: int = 2,
+    pool: str = "prefork",
+    queues: str = f"{QUEUE_CONVERSATIONS},{QUEUE_EXTRACTION}",
+) -> Iterator[RunningWorker]:
+    """Start a real worker on database `db` of `base_url`, yield it when it answers ping."""
+    url = db_url(base_url, db)
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    name = f"test{next(_names)}-{os.getpid()}@localhost"
+    prefix = f"t{db}:"
+    log_path = tmp / f"{name.split('@')[0]}.log"
+    command = [
+        sys.executable, "-m", "celery", "-A", "worker", "worker", "-n", name, "-P", pool,
+        "-c", str(concurrency), "-Q", queues, "--loglevel=INFO", "-E",
+        "--without-mingle", "--without-gossip",
+    ]
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(
+            command, env=worker_env(url, prefix, env or {}), stdout=log_file,
+            stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
+        )
+    worker = RunningWorker(url, name, process, log_path, prefix)
+    try:
+        _wait_ready(worker)
+        yield worker
+    finally:
+        stop(worker)
+        client.flushdb()
+        client.close()
+
+
+def _wait_ready(worker: RunningWorker, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if worker.process.poll() is not None:
+            raise RuntimeError(f"worker exited early:\n{worker.log()[-3000:]}")
+        if worker.app.control.ping(destination=[worker.name], timeout=0.5):
+            return
+    raise RuntimeError(f"worker not ready in {timeout_s}s:\n{worker.log()[-3000:]}")
+
+
+def stop(worker: RunningWorker) -> None:
+    if worker.process.poll() is None:
+        os.killpg(worker.process.pid, signal.SIGTERM)
+        try:
+            worker.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.process.pid, signal.SIGKILL)
+            worker.process.wait()
