@@ -7,6 +7,7 @@ conversation and a timeout cut to what remains before the job's deadline.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -134,7 +135,7 @@ class Router:
 
     def generate(self, job: Job, chosen: Plan, record: JobRecord) -> Generation | ErrorInfo:
         """Try the plan's candidates (then again from the top) within the attempt budget."""
-        request = _request(job)
+        request = _request(job, record.job_id)
         candidates = chosen.candidates
         for n in range(self._config.attempt_budget):
             candidate = candidates[n % len(candidates)]
@@ -162,8 +163,8 @@ class Router:
         try:
             response = provider.chat(_for_model(request, model.name), timeout_s=timeout_s)
         except errors.TransientError as exc:
-            ttl = exc.retry_after_s if isinstance(exc, errors.RateLimited) and exc.retry_after_s else BUSY_TTL_S
-            self._failed_attempt(record, candidate, provider, exc, started, ttl)
+            retry_after = exc.retry_after_s if isinstance(exc, errors.RateLimited) else None
+            self._failed_attempt(record, candidate, provider, exc, started, retry_after or BUSY_TTL_S)
             return None
         except errors.ConfigurationError as exc:
             log.error(
@@ -301,7 +302,7 @@ class Router:
             ) from None
 
 
-def _request(job: Job) -> ChatRequest:
+def _request(job: Job, job_id: str) -> ChatRequest:
     spec = job.quality
     return ChatRequest(
         model="",
@@ -310,16 +311,12 @@ def _request(job: Job) -> ChatRequest:
         temperature=job.temperature,
         json_mode=bool(spec and (spec.json_output or spec.json_schema or spec.schema_name)),
         json_schema=spec.json_schema if spec else None,
-        job_id=job.job_id or "",
+        job_id=job_id,
     )
 
 
 def _for_model(request: ChatRequest, model: str) -> ChatRequest:
-    return ChatRequest(
-        model=model, messages=request.messages, max_output_tokens=request.max_output_tokens,
-        temperature=request.temperature, json_mode=request.json_mode,
-        json_schema=request.json_schema, job_id=request.job_id,
-    )
+    return dataclasses.replace(request, model=model)
 
 
 def _no_fit(route: Route) -> ErrorInfo:
