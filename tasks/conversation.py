@@ -69,6 +69,9 @@ def _decide(
     except SoftTimeLimitExceeded:
         log.warning("soft time limit job=%s attempts=%d", record.job_id, len(record.carry.attempts))
         return rt.router.interrupted(record, "the job hit the soft time limit")
+    except Exception as exc:  # the task boundary: a bug still ends as one failed JobResult
+        log.exception("internal error job=%s", record.job_id)
+        return rt.router.interrupted(record, f"internal error: {type(exc).__name__}", code="internal_error")
 
 
 def _payload(args: tuple[Any, ...], kwargs: dict[str, Any]) -> object:

@@ -68,3 +68,10 @@ app.conf.update(celery_config(get_settings()))
 def _before_fork(**_: Any) -> None:
     # Load the vocabulary (about 1 s) and validate the catalog once, before fork.
     runtime.prepare()
+
+
+@signals.after_setup_task_logger.connect
+def _quiet_task_results(**_: Any) -> None:
+    # Celery logs every return value at INFO; an answer may carry user data. The task
+    # logs its own summary line (job, status, model, tier, tokens, cost) instead.
+    logging.getLogger("celery.app.trace").setLevel(logging.WARNING)

@@ -155,31 +155,40 @@ class Router:
     def _attempt(
         self, request: ChatRequest, candidate: Candidate, record: JobRecord, timeout_s: float
     ) -> Generation | ErrorInfo | None:
-        """One call. A Generation or a final error ends the loop; None moves on."""
-        model = candidate.model
-        provider = self._providers[model.name]
+        """One call. A Generation or a final error ends the loop; None moves on.
+
+        Anything else raised (the soft time limit) leaves `record.in_flight` set, so the
+        interrupted call is still listed in the result.
+        """
+        provider = self._providers[candidate.model.name]
         started = self._clock()
         record.in_flight = (candidate, started)
         try:
-            response = provider.chat(_for_model(request, model.name), timeout_s=timeout_s)
-        except errors.TransientError as exc:
-            retry_after = exc.retry_after_s if isinstance(exc, errors.RateLimited) else None
-            self._failed_attempt(record, candidate, provider, exc, started, retry_after or BUSY_TTL_S)
-            return None
-        except errors.ConfigurationError as exc:
+            response = provider.chat(_for_model(request, candidate.model.name), timeout_s=timeout_s)
+        except errors.ProviderError as exc:
+            record.in_flight = None
+            return self._provider_failed(record, candidate, provider, exc, started)
+        record.in_flight = None
+        return self._generated(record, candidate, provider, response, request, started)
+
+    def _provider_failed(
+        self, record: JobRecord, candidate: Candidate, provider: Provider,
+        exc: errors.ProviderError, started: float,
+    ) -> ErrorInfo | None:
+        """Record a failed call; flag the model as its failure kind says."""
+        if isinstance(exc, errors.BadRequest):
+            self._failed_attempt(record, candidate, provider, exc, started, None)
+            return ErrorInfo(code=exc.code, message=f"{candidate.model.name} refused the request: {exc}")
+        if isinstance(exc, errors.ConfigurationError):
             log.error(
-                "configuration failure job=%s model=%s provider=%s code=%s: %s; "
-                "model disabled for %ss", record.job_id, model.name, provider.name,
-                exc.code, exc, CONFIG_TTL_S,
+                "configuration failure job=%s model=%s provider=%s code=%s: %s; model disabled for %ss",
+                record.job_id, candidate.model.name, provider.name, exc.code, exc, CONFIG_TTL_S,
             )
             self._failed_attempt(record, candidate, provider, exc, started, CONFIG_TTL_S)
             return None
-        except errors.BadRequest as exc:
-            self._failed_attempt(record, candidate, provider, exc, started, None)
-            return ErrorInfo(code=exc.code, message=f"{model.name} refused the request: {exc}")
-        finally:
-            record.in_flight = None
-        return self._generated(record, candidate, provider, response, request, started)
+        retry_after = exc.retry_after_s if isinstance(exc, errors.RateLimited) else None
+        self._failed_attempt(record, candidate, provider, exc, started, retry_after or BUSY_TTL_S)
+        return None
 
     def _failed_attempt(
         self, record: JobRecord, candidate: Candidate, provider: Provider,
@@ -254,7 +263,7 @@ class Router:
     def failed(self, record: JobRecord, error: ErrorInfo) -> JobResult:
         return self._result(record, "failed", error=error)
 
-    def interrupted(self, record: JobRecord, message: str) -> JobResult:
+    def interrupted(self, record: JobRecord, message: str, *, code: str = "timeout") -> JobResult:
         """The job ran out of time mid-call: list the call that was cut short."""
         if record.in_flight is not None:
             candidate, started = record.in_flight
@@ -265,7 +274,7 @@ class Router:
                 latency_ms=round((self._clock() - started) * 1000, 3), level=record.carry.level,
             ))
             record.in_flight = None
-        return self.failed(record, ErrorInfo(code="timeout", message=message))
+        return self.failed(record, ErrorInfo(code=code, message=message))
 
     def _result(
         self, record: JobRecord, status: str, *, error: ErrorInfo | None = None,

@@ -1,0 +1,52 @@
+"""Token counting: exact Mistral counts, the per-message overhead, the no-encode bound."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mistral_common
+import pytest
+from mistral_common.tokens.tokenizers.tekken import Tekkenizer
+
+from worker.tokens import PER_MESSAGE_TOKENS, TokenCounter
+
+TEXTS = ["Hello there!", "Combien coûte un billet pour Paris ? 😊", "def f(x):\n    return x * 2\n" * 40]
+
+
+@pytest.fixture(scope="module")
+def counter() -> TokenCounter:
+    counter = TokenCounter()
+    counter.warm()
+    return counter
+
+
+def test_counts_match_mistral_commons_own_tokenizer(counter: TokenCounter) -> None:
+    path = Path(mistral_common.__file__).parent / "data" / "tekken_240911.json"
+    reference = Tekkenizer.from_file(path)
+    for text in TEXTS:
+        assert counter.text(text) == len(reference.encode(text, bos=False, eos=False))
+
+
+def test_conversation_count_is_content_tokens_plus_four_per_message(counter: TokenCounter) -> None:
+    result = counter.conversation(TEXTS)
+    assert result.exact
+    assert result.tokens == sum(counter.text(t) for t in TEXTS) + PER_MESSAGE_TOKENS * len(TEXTS)
+
+
+def test_small_conversation_is_bounded_by_its_utf8_size_without_encoding(counter: TokenCounter) -> None:
+    texts = TEXTS[:2]
+    bound = sum(len(t.encode()) for t in texts) + PER_MESSAGE_TOKENS * len(texts)
+    result = counter.conversation(texts, bound=3000)
+    assert not result.exact
+    assert result.tokens == bound
+    assert counter.conversation(texts).tokens <= result.tokens
+
+
+def test_multibyte_text_near_the_bound_is_encoded(counter: TokenCounter) -> None:
+    text = "é" * 1400  # 1,400 code points, 2,800 bytes
+    assert counter.conversation([text, text], bound=3000).exact
+
+
+def test_unknown_tokenizer_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="unknown tokenizer"):
+        TokenCounter("sentencepiece:nope").warm()

@@ -1,0 +1,140 @@
+"""Bad input, time limits and lost workers: every job still ends as exactly one JobResult."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+
+import pytest
+from kombu import Connection
+
+from producers.client import JobHandle, send_job, submit
+from tasks.schemas import QUEUE_CONVERSATIONS, TASK_COMPLETE
+from tests.support import RunningWorker
+from worker.providers.simulated import Behaviour, Script
+
+WorkerFactory = Callable[..., AbstractContextManager[RunningWorker]]
+HELLO = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+@pytest.mark.parametrize(
+    ("job", "code", "words"),
+    [
+        ({"messages": []}, "empty_messages", "at least 1 item"),
+        ({"messages": [{"role": "wizard", "content": "hi"}]}, "unknown_role", "messages.0.role"),
+        ({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, "non_text_content",
+         "messages.0.content"),
+        ({"messages": HELLO, "pin_model": "gpt-9"}, "unknown_model", "gpt-9"),
+        ({"messages": HELLO, "min_tier": "huge"}, "unknown_tier", "huge"),
+        ({"messages": HELLO, "temperature": 7}, "invalid_job", "temperature"),
+        ({"messages": HELLO, "colour": "red"}, "invalid_job", "colour"),
+        ({"messages": [{"role": "user", "content": "x " * 140_000}]}, "context_too_long", "needs"),
+    ],
+)
+def test_bad_job_fails_with_a_clear_code(worker: RunningWorker, job: dict[str, object], code: str,
+                                         words: str) -> None:
+    result = send_job(job, app=worker.app).result(timeout=30)
+    assert result.status == "failed" and result.error is not None
+    assert result.error.code == code
+    assert words in result.error.message
+    assert result.attempts == []
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [(["not a job"], {}), ([], {"job": 42}), ([1, 2], {}), ([], {"job": {}, "extra": True})],
+)
+def test_malformed_message_sent_by_hand_ends_as_failed_result(
+    worker: RunningWorker, args: list[object], kwargs: dict[str, object]
+) -> None:
+    task = worker.app.send_task(TASK_COMPLETE, args=args, kwargs=kwargs)
+    result = JobHandle(task.id, worker.app).result(timeout=30)
+    assert result.status == "failed" and result.error is not None
+    assert result.error.code in ("invalid_job", "malformed_message")
+    assert worker.redis.llen(QUEUE_CONVERSATIONS) == 0
+
+
+def test_pickle_message_is_refused_and_the_worker_lives_on(worker: RunningWorker) -> None:
+    with Connection(worker.url) as conn:
+        producer = conn.Producer(serializer="pickle")
+        producer.publish(
+            {"args": [], "kwargs": {}}, routing_key=QUEUE_CONVERSATIONS,
+            headers={"task": TASK_COMPLETE, "id": "pickled-1", "lang": "py"},
+        )
+    time.sleep(0.5)
+    assert submit(HELLO, app=worker.app).result(timeout=30).ok
+    assert worker.redis.llen(QUEUE_CONVERSATIONS) == 0
+
+
+def test_flower_and_logs_see_a_summary_not_the_conversation(worker: RunningWorker) -> None:
+    secret = "my account number is 12345678"
+    handle = submit([{"role": "user", "content": secret}], app=worker.app)
+    assert handle.result(timeout=30).ok
+    events = worker.redis.lrange(QUEUE_CONVERSATIONS, 0, -1)  # consumed already
+    assert events == []
+    assert secret not in worker.log()
+
+
+@pytest.fixture(scope="module")
+def slow_worker(worker_factory: WorkerFactory) -> Iterator[RunningWorker]:
+    env = {"TIERLINE_SOFT_TIME_LIMIT_S": 2, "TIERLINE_HARD_TIME_LIMIT_S": 4,
+           "TIERLINE_DEADLINE_MARGIN_S": 0}
+    with worker_factory(env=env, concurrency=1) as running:
+        yield running
+
+
+def test_soft_limit_ends_the_job_as_a_timeout_that_lists_its_attempts(slow_worker: RunningWorker) -> None:
+    slow_worker.script(Script(default=Behaviour(latency_ms=30_000)))
+    started = time.monotonic()
+    result = submit(HELLO, app=slow_worker.app).result(timeout=30)
+    assert time.monotonic() - started < 4
+    assert result.status == "failed" and result.error is not None
+    assert result.error.code == "timeout"
+    assert result.attempts and result.attempts[0].model == "mistral-small-latest"
+    assert result.attempts[0].outcome in ("transient", "interrupted")
+    # The worker lives on.
+    slow_worker.script(Script())
+    assert submit(HELLO, app=slow_worker.app).result(timeout=30).ok
+
+
+def test_killed_worker_process_redelivers_the_job_to_one_result(slow_worker: RunningWorker) -> None:
+    slow_worker.script(Script(default=Behaviour(latency_ms=1_000)))
+    handle = submit(HELLO, app=slow_worker.app, job_id="kill-me-once")
+    time.sleep(0.4)
+    children = slow_worker.children()
+    assert children, "the prefork pool has a child"
+    os.kill(children[0], signal.SIGKILL)
+    result = handle.result(timeout=30)
+    assert result.ok, result.error
+    assert slow_worker.redis.get(slow_worker.keys.deliveries("kill-me-once", 0)) == b"2"
+
+
+def test_job_that_keeps_killing_its_worker_fails_as_worker_lost(slow_worker: RunningWorker) -> None:
+    slow_worker.script(Script(default=Behaviour(latency_ms=1_000)))
+    handle = submit(HELLO, app=slow_worker.app, job_id="poison")
+    for _ in range(3):
+        _kill_child_when_busy(slow_worker)
+    result = handle.result(timeout=30)
+    assert result.status == "failed" and result.error is not None
+    assert result.error.code == "worker_lost"
+
+
+def _kill_child_when_busy(worker: RunningWorker) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        active = worker.app.control.inspect(destination=[worker.name], timeout=0.5).active() or {}
+        tasks = active.get(worker.name) or []
+        if tasks:
+            os.kill(tasks[0]["worker_pid"], signal.SIGKILL)
+            time.sleep(0.3)
+            return
+        time.sleep(0.05)
+    raise AssertionError("the job never became active")
+
+
+def _json(raw: bytes) -> object:
+    return json.loads(raw)
