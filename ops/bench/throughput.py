@@ -1,0 +1,118 @@
+"""End-to-end throughput through a real worker: tierline jobs vs a plain Celery no-op.
+
+Same worker processes, same Redis, same message size, rounds interleaved in one run.
+The simulated provider answers with zero latency, so this measures tierline's own
+cost per job (validate, count, route, one routing-state round trip, gate, result).
+Target: tierline's rate >= 0.8 of the no-op rate.
+
+    python -m ops.bench.throughput [--jobs 2000] [--rounds 3] [--concurrency 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from celery import Celery
+from rich.console import Console
+from rich.table import Table
+
+from producers.client import _producer_app
+from producers.embedded import PrivateRedis, redis_url_from_env
+from producers.samples import conversation, mixed
+from tasks.schemas import QUEUE_CONVERSATIONS, TASK_COMPLETE
+
+NOOP = "bench.noop"  # ops/bench/noop_app.py (imported only inside the worker)
+
+
+@contextmanager
+def bench_worker(url: str, concurrency: int) -> Iterator[Celery]:
+    name = f"bench-{uuid.uuid4().hex[:6]}@localhost"
+    env = dict(os.environ, REDIS_URL=url, TIERLINE_KEY_PREFIX="bench:", TIERLINE_CONCURRENCY=str(concurrency))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "ops.bench.noop_app", "worker", "-n", name, "-c", str(concurrency),
+         "-Q", QUEUE_CONVERSATIONS, "--without-mingle", "--without-gossip", "--loglevel=WARNING", "-E"],
+        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    app = _producer_app(url, url)
+    app.conf.task_routes = {NOOP: {"queue": QUEUE_CONVERSATIONS}, TASK_COMPLETE: {"queue": QUEUE_CONVERSATIONS}}
+    try:
+        while not app.control.ping(destination=[name], timeout=0.5):
+            if process.poll() is not None:
+                raise RuntimeError("bench worker exited")
+        yield app
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def run_round(app: Celery, task: str, jobs: list[dict[str, object]]) -> float:
+    """Send every job, wait for every result; jobs per second."""
+    start = time.perf_counter()
+    ids = []
+    for job in jobs:
+        task_id = str(uuid.uuid4())
+        app.send_task(task, kwargs={"job": job}, task_id=task_id, argsrepr=f"job={task_id}", kwargsrepr="{}")
+        ids.append(task_id)
+    for _ in app.backend.get_many(ids, timeout=600, interval=0.01):
+        pass
+    elapsed = time.perf_counter() - start
+    for task_id in ids:
+        app.backend.forget(task_id)
+    return len(jobs) / elapsed
+
+
+def workload(kind: str, jobs: int) -> list[dict[str, object]]:
+    """`short`: one-paragraph conversations (the small tier's traffic); `mixed`: the demo's mix."""
+    if kind == "short":
+        rng = random.Random(3)
+        return [{"messages": conversation(rng, rng.randint(20, 300))} for _ in range(jobs)]
+    return [{"messages": c} for c in mixed(jobs, seed=3)]
+
+
+def measure(url: str, jobs: int, rounds: int, concurrency: int, kind: str) -> Table:
+    sample = workload(kind, jobs)
+    rates: dict[str, list[float]] = {"no-op": [], "tierline": []}
+    with bench_worker(url, concurrency) as app:
+        run_round(app, TASK_COMPLETE, sample[:100])  # warm up both paths
+        run_round(app, NOOP, sample[:100])
+        for _ in range(rounds):
+            rates["no-op"].append(run_round(app, NOOP, sample))
+            rates["tierline"].append(run_round(app, TASK_COMPLETE, sample))
+    table = Table(title=f"end-to-end throughput, {kind} workload, {jobs} jobs x {rounds} rounds, "
+                  f"{concurrency} worker processes")
+    for column in ("task", "jobs/s (best)", "jobs/s (median)", "ratio to no-op (median)"):
+        table.add_column(column, justify="right")
+    base = sorted(rates["no-op"])[len(rates["no-op"]) // 2]
+    for name, values in rates.items():
+        median = sorted(values)[len(values) // 2]
+        table.add_row(name, f"{max(values):.0f}", f"{median:.0f}", f"{median / base:.2f}")
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--jobs", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--workload", choices=("short", "mixed"), default="short")
+    args = parser.parse_args()
+    url = redis_url_from_env()
+    console = Console(width=120)
+    if url:
+        console.print(measure(url, args.jobs, args.rounds, args.concurrency, args.workload))
+        return
+    with PrivateRedis(appendonly=False) as server:
+        console.print(measure(server.url, args.jobs, args.rounds, args.concurrency, args.workload))
+
+
+if __name__ == "__main__":
+    main()
