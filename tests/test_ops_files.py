@@ -1,0 +1,87 @@
+"""Operations files: the compose file is valid, Flower shows summaries behind basic auth."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from producers.client import submit
+from tests.support import ROOT, RunningWorker
+
+SECRET = "patient record 4471-XYZ, do not leak"
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="Debian's docker-compose is not installed")
+def test_compose_file_is_valid() -> None:
+    env = dict(os.environ, FLOWER_BASIC_AUTH="admin:pw")
+    out = subprocess.run(["docker-compose", "config"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "appendonly" in (ROOT / "ops" / "redis" / "redis.conf").read_text()
+    assert "noeviction" in (ROOT / "ops" / "redis" / "redis.conf").read_text()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def flower(worker: RunningWorker) -> Iterator[str]:
+    port = _free_port()
+    env = dict(os.environ, REDIS_URL=worker.url, FLOWER_BASIC_AUTH="ops:s3cret", PYTHONPATH=str(ROOT))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "worker", "flower", f"--port={port}", "--address=127.0.0.1",
+         "--conf=ops/flower/flowerconfig.py"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+        except urllib.error.HTTPError:
+            break  # answering (401)
+        except OSError:
+            time.sleep(0.2)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def _get(url: str, auth: str | None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url)
+    if auth:
+        request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, b""
+
+
+def test_flower_needs_auth_and_shows_a_summary_not_the_conversation(worker: RunningWorker, flower: str) -> None:
+    assert _get(f"{flower}/api/tasks", None)[0] == 401
+    time.sleep(1.0)  # Flower subscribes to events
+    handle = submit([{"role": "user", "content": SECRET}], app=worker.app, job_id="flower-visible-1")
+    assert handle.result(timeout=30).ok
+    deadline = time.monotonic() + 10
+    task: dict[str, object] = {}
+    while time.monotonic() < deadline and not task.get("args"):
+        status, body = _get(f"{flower}/api/tasks", "ops:s3cret")
+        assert status == 200
+        task = json.loads(body).get("flower-visible-1", {})
+        time.sleep(0.2)
+    assert task.get("args", "").startswith("job=flower-visible-1 messages=1")  # type: ignore[union-attr]
+    assert SECRET not in json.dumps(task.get("args")) + json.dumps(task.get("kwargs"))
