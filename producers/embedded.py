@@ -42,6 +42,7 @@ class PrivateRedis:
         if self.folder is None:
             self.folder = Path(tempfile.mkdtemp(prefix="tierline-redis-"))
             self._own_folder = True
+        self.folder.mkdir(parents=True, exist_ok=True)
         self.port = self.port or _free_port()
         self._process = subprocess.Popen(self._command(), stdout=subprocess.DEVNULL,
                                          stderr=subprocess.DEVNULL, cwd=self.folder)
@@ -71,6 +72,14 @@ class PrivateRedis:
         self._process = None
         if self._own_folder and self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+    def redis_fsync(self) -> None:
+        """Rewrite the append-only file now (tests: a known point to restart from)."""
+        client = redis.Redis.from_url(self.url)
+        try:
+            client.bgrewriteaof()
+        finally:
+            client.close()
 
     def restart(self, *, timeout_s: float = 10.0) -> None:
         """Stop and start again on the same port and folder (the append-only file survives)."""
