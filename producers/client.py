@@ -98,15 +98,21 @@ def submit(
     return send_job(job, app=app)
 
 
+def summary(job_id: str, job: Mapping[str, Any]) -> str:
+    """What Flower and the logs show of a job: id, message count, a token bound, no text.
+
+    The bound is the UTF-8 size plus 4 per message: no token is shorter than a byte.
+    """
+    messages = job.get("messages")
+    if not isinstance(messages, list):
+        return f"job={job_id} messages=?"
+    size = sum(len(str(m.get("content", "")).encode()) + 4 if isinstance(m, dict) else 4 for m in messages)
+    return f"job={job_id} messages={len(messages)} tokens<={size}"
+
+
 def send_job(job: Mapping[str, Any], *, app: Celery | None = None, task: str = TASK_COMPLETE) -> JobHandle:
     """Send a raw job payload by task name; Flower and logs see only a short summary."""
     app = app or producer_app()
     task_id = str(job.get("job_id") or uuid.uuid4())
-    messages = job.get("messages")
-    count = len(messages) if isinstance(messages, list) else 0
-    size = len(str(messages)) if messages is not None else 0
-    app.send_task(
-        task, kwargs={"job": dict(job)}, task_id=task_id,
-        argsrepr=f"job={task_id} messages={count} chars={size}", kwargsrepr="{}",
-    )
+    app.send_task(task, kwargs={"job": dict(job)}, task_id=task_id, argsrepr=summary(task_id, job), kwargsrepr="{}")
     return JobHandle(task_id, app)
