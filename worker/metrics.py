@@ -59,5 +59,5 @@ class Metrics:
 
 def read_metrics(client: redis.Redis, key: str) -> dict[str, int]:
     """All flushed counters in the hash `key`."""
-    raw = client.hgetall(key)
+    raw: dict[bytes, bytes] = client.hgetall(key)  # type: ignore[assignment]
     return {k.decode(): int(v) for k, v in sorted(raw.items())}
