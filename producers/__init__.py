@@ -4,5 +4,6 @@ A backend service needs this package and a broker URL, not the worker's code or 
 """
 
 from producers.client import JobHandle, submit
+from producers.extraction import submit_extraction
 
-__all__ = ["JobHandle", "submit"]
+__all__ = ["JobHandle", "submit", "submit_extraction"]

@@ -1,1 +1,40 @@
-"""`tierline.extract`: document text + schema → validated JSON (see the quality issue)."""
+"""`tierline.extract`: a document and a JSON Schema → exactly one JobResult, `parsed` set.
+
+Thin: validate, read routing state, hand the document to the `Extractor` (chunks, quality
+gate, in-process escalation per chunk, merge), record the result.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from celery import Task
+
+from tasks.delivery import deliver
+from tasks.schemas import TASK_EXTRACT, Carry, parse_extraction_job
+from worker.celery import app
+from worker.extractor import Extractor
+from worker.router import JobRecord
+from worker.runtime import runtime
+
+log = logging.getLogger(__name__)
+
+
+@app.task(name=TASK_EXTRACT, bind=True)
+def extract(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Extract the job in ``kwargs["job"]`` (or the first argument); return its JobResult."""
+    rt = runtime()
+    job_id = str(self.request.id)
+    record = JobRecord(job_id, Carry(started_at=time.time()), deadline=rt.deadline())
+    extractor = Extractor(rt.router, rt.state, rt.counter, rt.metrics)
+    result = deliver(self, rt, record, args, kwargs, parse=parse_extraction_job,
+                     run=lambda job, _busy: extractor.run(job, record))
+    rt.flush_metrics()
+    log.info(
+        "extraction done job=%s status=%s chunks=%s model=%s tier=%s tokens=%s attempts=%d "
+        "escalations=%d cost=%.6f", job_id, result.status, result.chunks, result.model, result.tier,
+        result.routed_tokens, len(result.attempts), len(result.escalations), result.cost_usd,
+    )
+    return result.model_dump(mode="json")

@@ -6,10 +6,11 @@ plain JSON on the wire.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tasks.field_checks import JsonSchema, ObjectJsonSchema, Pattern
 from worker.errors import InvalidJob
 
 Role = Literal["system", "user", "assistant", "tool"]
@@ -36,20 +37,19 @@ class QualitySpec(BaseModel):
     enabled: bool = True
     min_chars: int | None = Field(default=None, ge=0)
     refusal_phrases: tuple[str, ...] | None = None
-    must_match: tuple[str, ...] = ()
-    must_not_match: tuple[str, ...] = ()
+    must_match: tuple[Pattern, ...] = ()
+    must_not_match: tuple[Pattern, ...] = ()
     json_output: bool = False
-    json_schema: dict[str, Any] | None = None
+    json_schema: JsonSchema | None = None
     schema_name: str | None = None
 
 
-class Job(BaseModel):
-    """A conversation job as producers send it."""
+class JobOptions(BaseModel):
+    """What every job kind may say about its routing, output budget and checks."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     job_id: str | None = Field(default=None, min_length=1, max_length=200)
-    messages: tuple[Message, ...] = Field(min_length=1)
     critical: bool = False
     pin_model: str | None = None
     min_tier: str | None = None
@@ -58,6 +58,29 @@ class Job(BaseModel):
     metadata: dict[str, Scalar] = Field(default_factory=dict)
     policy: str | None = None
     quality: QualitySpec | None = None
+
+
+class Job(JobOptions):
+    """A conversation job as producers send it."""
+
+    messages: tuple[Message, ...] = Field(min_length=1)
+
+
+class ExtractionJob(JobOptions):
+    """A document and the JSON Schema of what to extract from it (`tierline.extract`).
+
+    `quality` adds checks to the extraction defaults (the answer is JSON valid against
+    `schema`); `instructions` are added to the extraction prompt.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_by_name=True)
+
+    document: str = Field(strict=True, min_length=1)
+    json_schema: ObjectJsonSchema = Field(alias="schema")
+    instructions: str | None = Field(default=None, max_length=20_000)
+
+
+AnyJob = TypeVar("AnyJob", Job, ExtractionJob)
 
 
 class ErrorInfo(BaseModel):
@@ -122,6 +145,7 @@ class JobResult(BaseModel):
     routed_tokens: int = 0
     routed_tokens_exact: bool = True
     policy: str | None = None
+    chunks: int | None = None
     attempts: list[Attempt] = Field(default_factory=list)
     escalations: list[Escalation] = Field(default_factory=list)
 
@@ -137,24 +161,46 @@ class JobResult(BaseModel):
 
 def parse_job(payload: object) -> Job:
     """Validate a job payload; raise `InvalidJob` with a stable code and a clear message."""
+    return _parsed(Job, payload)
+
+
+def parse_extraction_job(payload: object) -> ExtractionJob:
+    """Validate an extraction job payload; raise `InvalidJob` with a stable code."""
+    return _parsed(ExtractionJob, payload)
+
+
+def _parsed(model: type[AnyJob], payload: object) -> AnyJob:
     if not isinstance(payload, dict):
         raise InvalidJob(f"a job is a JSON object, got {type(payload).__name__}")
     try:
-        return Job.model_validate(payload)
+        return model.model_validate(payload)
     except ValidationError as exc:
         raise _invalid(exc) from exc
 
 
 def _invalid(exc: ValidationError) -> InvalidJob:
+    """An `InvalidJob` naming the first problem `exc` found, with a stable code."""
     first = exc.errors(include_url=False)[0]
     loc = ".".join(str(p) for p in first["loc"])
     where = f"{loc}: " if loc else ""
-    code = "invalid_job"
-    if first["loc"][:1] == ("messages",):
-        if first["type"] == "too_short":
-            code = "empty_messages"
-        elif first["loc"][-1:] == ("role",):
-            code = "unknown_role"
-        elif first["loc"][-1:] == ("content",):
-            code = "non_text_content"
-    return InvalidJob(f"{where}{first['msg']}", code=code)
+    return InvalidJob(f"{where}{first['msg']}", code=_code(first["loc"], first["type"]))
+
+
+# Fields whose problems have a code of their own, wherever they sit in the job.
+_FIELD_CODES = {
+    "json_schema": "invalid_schema", "schema": "invalid_schema",
+    "must_match": "invalid_pattern", "must_not_match": "invalid_pattern",
+}
+
+
+def _code(loc: tuple[int | str, ...], kind: str) -> str:
+    if loc[:1] == ("messages",):
+        if kind == "too_short":
+            return "empty_messages"
+        if loc[-1:] == ("role",):
+            return "unknown_role"
+        if loc[-1:] == ("content",):
+            return "non_text_content"
+    if loc[:1] == ("document",):
+        return "non_text_document" if kind == "string_type" else "empty_document"
+    return next((_FIELD_CODES[p] for p in loc if isinstance(p, str) and p in _FIELD_CODES), "invalid_job")

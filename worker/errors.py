@@ -10,6 +10,7 @@ TierlineError
 ├─ QualityRejected (.reason)
 ├─ BudgetExhausted (.attempts)
 ├─ CatalogError
+├─ SchemaRegistryError
 └─ InvalidJob (.code)
 ```
 
@@ -114,6 +115,12 @@ class CatalogError(TierlineError):
     """The tier catalog file is invalid; the message names the line and the problem."""
 
     code = "catalog_invalid"
+
+
+class SchemaRegistryError(TierlineError):
+    """A ``TIERLINE_SCHEMAS`` entry cannot be imported as a pydantic model."""
+
+    code = "schemas_invalid"
 
 
 class InvalidJob(TierlineError):

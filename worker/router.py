@@ -103,7 +103,7 @@ class Router:
         verdict = quality.check(generated.response.content, job.quality)
         if verdict.ok:
             return self.succeeded(record, generated, verdict.parsed)
-        return self._escalate_or_fail(job, record, generated, verdict)
+        return self.escalate_or_fail(job, record, generated, verdict)
 
     def route_for(self, job: Job, record: JobRecord) -> Route:
         """The routing facts of `job`; raises `InvalidJob` for names the catalog lacks."""
@@ -229,9 +229,10 @@ class Router:
         self._metrics.incr("attempts:ok")
         return Generation(candidate, response, attempt)
 
-    def _escalate_or_fail(
+    def escalate_or_fail(
         self, job: Job, record: JobRecord, generated: Generation, verdict: quality.Verdict
     ) -> Decision:
+        """Record the failed check; Escalate one tier up if the bound allows, else fail `quality`."""
         carry = record.carry
         last = len(self.catalog.tiers) - 1
         can_escalate = (
@@ -318,8 +319,8 @@ def _request(job: Job, job_id: str) -> ChatRequest:
         messages=tuple({"role": m.role, "content": m.content} for m in job.messages),
         max_output_tokens=job.max_output_tokens,
         temperature=job.temperature,
-        json_mode=bool(spec and (spec.json_output or spec.json_schema or spec.schema_name)),
-        json_schema=spec.json_schema if spec else None,
+        json_mode=quality.wants_json(spec),
+        json_schema=quality.request_schema(spec),
         job_id=job_id,
     )
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import redis
 
-from worker import keys
+from worker import keys, output_schemas
 from worker.catalog import Catalog, load_catalog
 from worker.metrics import Metrics
 from worker.providers import build_providers, provider_mode
@@ -87,6 +87,7 @@ class _PerProcess:
                 catalog = load_catalog(settings.catalog_path)
                 counter = TokenCounter(settings.tokenizer)
                 counter.warm()
+                output_schemas.load(settings.schemas)
                 self._shared = Shared(settings, catalog, counter)
             return self._shared
 
@@ -105,7 +106,10 @@ _PROCESS = _PerProcess()
 
 
 def prepare() -> Shared:
-    """Load settings, catalog and vocabulary (before fork); raises CatalogError on a bad file."""
+    """Load settings, catalog, vocabulary and output schemas (before fork).
+
+    Raises CatalogError on a bad catalog file, SchemaRegistryError on a bad schema entry.
+    """
     shared = _PROCESS.prepare()
     log.info(
         "tierline ready: provider=%s tiers=%s tokenizer=%s",

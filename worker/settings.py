@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     catalog_path: Path | None = None
     tokenizer: str = "mistral:tekken_240911"
     policy: str = "tokens"
+    # Pydantic models jobs may name as their answer's shape: "[name=]module:Class,...".
+    schemas: str = ""
     provider_mode: Literal["auto", "simulated", "real"] = "auto"
 
     attempt_budget: int = Field(default=3, ge=1, le=20)

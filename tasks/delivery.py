@@ -1,0 +1,86 @@
+"""One delivery of a job message, the same for every task: the task boundary.
+
+Read the payload, parse it, count this delivery (one Redis round trip that also reads
+the busy flags), answer a redelivered job from its stored result or fail a job whose
+worker keeps dying, run it, and turn every failure into one failed JobResult.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded
+
+from tasks.schemas import ErrorInfo, JobResult
+from worker import errors
+from worker.router import Decision, JobRecord
+from worker.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+J = TypeVar("J")
+D = TypeVar("D", bound=Decision)
+
+
+def deliver(
+    task: Task, rt: Runtime, record: JobRecord, args: tuple[Any, ...], kwargs: dict[str, Any],
+    *, parse: Callable[[object], J], run: Callable[[J, frozenset[str]], D],
+) -> D | JobResult:
+    """Parse the message's job with `parse` and `run` it with the busy models, once."""
+    try:
+        job = parse(job_payload(args, kwargs))
+        snapshot = rt.state.read(rt.catalog.model_names, job_id=record.job_id, level=record.carry.level)
+        earlier = _earlier(task, rt, record, snapshot.delivery)
+        if earlier is not None:
+            return earlier
+        return run(job, snapshot.busy)
+    except errors.InvalidJob as exc:
+        log.warning("invalid job job=%s code=%s: %s", record.job_id, exc.code, exc)
+        return rt.router.failed(record, ErrorInfo(code=exc.code, message=str(exc)))
+    except SoftTimeLimitExceeded:
+        log.warning("soft time limit job=%s attempts=%d", record.job_id, len(record.carry.attempts))
+        return rt.router.interrupted(record, "the job hit the soft time limit")
+    except Exception as exc:  # the task boundary: a bug still ends as one failed JobResult
+        log.exception("internal error job=%s", record.job_id)
+        return rt.router.interrupted(record, f"internal error: {type(exc).__name__}", code="internal_error")
+
+
+def _earlier(task: Task, rt: Runtime, record: JobRecord, delivery: int) -> JobResult | None:
+    """What to answer instead of running again: a stored result, or `worker_lost`."""
+    if delivery > 1:
+        stored = stored_result(task, record.job_id)
+        if stored is not None:
+            return stored
+    if delivery > rt.settings.max_deliveries:
+        return rt.router.failed(record, ErrorInfo(
+            code="worker_lost",
+            message=f"delivered {delivery} times without finishing: its worker died each time",
+        ))
+    return None
+
+
+def job_payload(args: tuple[Any, ...], kwargs: dict[str, Any]) -> object:
+    """The one job a message carries, as ``kwargs {"job": ...}`` or one positional argument."""
+    if "job" in kwargs and not args and len(kwargs) == 1:
+        return kwargs["job"]
+    if len(args) == 1 and not kwargs:
+        return args[0]
+    raise errors.InvalidJob(
+        f"expected one job (kwargs {{'job': ...}}), got {len(args)} positional "
+        f"and keyword arguments {sorted(kwargs)}",
+        code="malformed_message",
+    )
+
+
+def stored_result(task: Task, job_id: str) -> JobResult | None:
+    """The job's result if an earlier delivery already stored one (redelivery, resubmission)."""
+    meta = task.backend.get_task_meta(job_id)
+    if meta.get("status") != "SUCCESS" or not isinstance(meta.get("result"), dict):
+        return None
+    try:
+        return JobResult.model_validate(meta["result"])
+    except ValueError:
+        return None
