@@ -202,11 +202,10 @@ def _answer(request: ChatRequest, poor: str | None, rng: random.Random) -> str:
         return json.dumps(value)
     if poor == "broken_json":
         return "{not json"
-    last = request.messages[-1]["content"]
-    topic = " ".join(last.split()[:12])
+    # Deterministic, and it never echoes the conversation (results are shown in Flower).
     return (
-        f"Answer from {request.model} (simulated). You asked about: {topic}. "
-        f"Here is a considered reply, reference {rng.randrange(10**6):06d}."
+        f"Answer from {request.model} (simulated) to a {len(request.messages)}-message conversation: "
+        f"here is a considered reply, reference {rng.randrange(10**6):06d}."
     )
 
 
