@@ -5,10 +5,10 @@ from __future__ import annotations
 import redis
 from rich.table import Table
 
-from worker.catalog import load_catalog
+from worker.catalog import Catalog, load_catalog
 from worker.metrics import Metrics, read_metrics
-from worker.providers import provider_mode
-from worker.settings import get_settings
+from worker.providers import provider_mode, provider_report
+from worker.settings import Settings, get_settings
 from worker.state import BusyFlag, RoutingState
 
 
@@ -25,13 +25,29 @@ def _flags(models: tuple[str, ...]) -> dict[str, BusyFlag] | None:
         client.close()
 
 
+def _provider_cells(settings: Settings, catalog: Catalog) -> dict[str, str]:
+    """Model → who serves it in a worker with these settings: provider, endpoint, or why not."""
+    if provider_mode(settings) == "simulated":
+        return {m.name: f"simulated ({m.provider})" for t in catalog.tiers for m in t.models}
+    from worker.providers.real import endpoints
+
+    found = endpoints(settings, catalog)
+    cells = {}
+    for model in (m for t in catalog.tiers for m in t.models):
+        endpoint = found[model.provider]
+        kind = "" if endpoint.name == endpoint.kind else f", {endpoint.kind} API"
+        cells[model.name] = (f"{endpoint.name} ({endpoint.shown_url}{kind})" if endpoint.ready
+                             else f"{endpoint.name}: left out, {endpoint.key_env} not set")
+    return cells
+
+
 def models_table() -> Table:
     """One row per model: tier, threshold, provider, context, prices, timeout, busy flag."""
     settings = get_settings()
     catalog = load_catalog(settings.catalog_path)
     flags = _flags(catalog.model_names)
-    mode = provider_mode(settings)
-    table = Table(title=f"tier catalog ({mode} providers)")
+    providers = _provider_cells(settings, catalog)
+    table = Table(title=f"tier catalog — providers {provider_report(settings, catalog).text}")
     for column in ("tier", "tokens", "model", "provider", "context", "$/1M in", "$/1M out",
                    "timeout", "busy"):
         table.add_column(column)
@@ -39,7 +55,7 @@ def models_table() -> Table:
     for tier in catalog.tiers:
         bound = f"{low:,}–{tier.max_tokens:,}" if tier.max_tokens else f"{low:,}+"
         for model in tier.models:
-            provider = model.provider if mode == "real" else f"simulated ({model.provider})"
+            provider = providers[model.name]
             flag = flags.get(model.name) if flags is not None else None
             busy = "unknown (no Redis)" if flags is None else (
                 f"{flag.reason}, {flag.ttl_s:.0f}s left" if flag else "no")

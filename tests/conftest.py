@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from producers.embedded import PrivateRedis
+from tests.llm_server import LLMServer
 from tests.support import RunningWorker, running_worker
 
 # Database 0 is left to the user; each worker in a session gets its own database.
@@ -49,3 +50,10 @@ def worker(worker_factory: Callable[..., AbstractContextManager[RunningWorker]])
     """A default worker (simulated provider, default catalog) shared by a test module."""
     with worker_factory() as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def llm_server() -> Iterator[LLMServer]:
+    """A chat-completions server on 127.0.0.1 for the real SDKs; reset it in each test."""
+    with LLMServer() as server:
+        yield server

@@ -10,6 +10,7 @@ import tomllib
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -34,6 +35,31 @@ class ModelSpec(BaseModel):
         return (tokens_in * self.usd_per_mtok_in + tokens_out * self.usd_per_mtok_out) / 1e6
 
 
+BUILTIN_PROVIDERS = ("mistral", "openai")
+
+
+class ProviderSpec(BaseModel):
+    """A provider of your own: an endpoint speaking the OpenAI (or Mistral) chat API.
+
+    kind: the API it speaks. base_url: its root (with ``/v1`` for the OpenAI kind).
+    api_key_env: the environment variable that holds its key (never the key itself);
+    None for a server that needs no key.
+    """
+
+    model_config = _FROZEN
+
+    kind: Literal["openai", "mistral"] = "openai"
+    base_url: str = Field(pattern=r"^https?://\S+$")
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_key_in_the_file(cls, data: object) -> object:
+        if isinstance(data, dict) and "api_key" in data:
+            raise ValueError("a key does not belong in the catalog: name its variable in api_key_env")
+        return data
+
+
 class TierSpec(BaseModel):
     """A tier: the token volume it carries, its per-attempt timeout, its models in order."""
 
@@ -51,6 +77,20 @@ class Catalog(BaseModel):
     model_config = _FROZEN
 
     tiers: tuple[TierSpec, ...] = Field(min_length=1)
+    providers: dict[str, ProviderSpec] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _providers_known(self) -> Catalog:
+        taken = sorted(set(self.providers) & set(BUILTIN_PROVIDERS))
+        if taken:
+            raise ValueError(f"provider names {taken} are built in: set their base URL with "
+                             "TIERLINE_MISTRAL_BASE_URL / TIERLINE_OPENAI_BASE_URL")
+        known = (*BUILTIN_PROVIDERS, *self.providers)
+        for model in (m for t in self.tiers for m in t.models):
+            if model.provider not in known:
+                raise ValueError(f"model {model.name!r} names provider {model.provider!r}; "
+                                 f"known: {list(known)} (add a [providers.<name>] table)")
+        return self
 
     @model_validator(mode="after")
     def _thresholds_in_order(self) -> Catalog:
@@ -121,7 +161,7 @@ def parse_catalog(text: str, *, where: str = "catalog") -> Catalog:
         return Catalog.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        line = _line_of(text, first["loc"])
+        line = _provider_line(text, first["loc"]) or _line_of(text, first["loc"])
         field = ".".join(str(p) for p in first["loc"]) or "catalog"
         raise CatalogError(f"{where}, line {line}: {field}: {first['msg']}") from exc
 
@@ -158,3 +198,20 @@ def _inside(seen: dict[str, int], tier_i: object, model_i: object) -> bool:
     if model_i is None:
         return seen["tiers.models"] == -1
     return bool(seen["tiers.models"] == model_i)
+
+
+def _provider_line(text: str, loc: tuple[int | str, ...]) -> int | None:
+    """Line of a ``[providers.<name>]`` error: its key's line, else its header's."""
+    if len(loc) < 2 or loc[0] != "providers":
+        return None
+    header = re.compile(rf"^\s*\[\s*providers\.\"?{re.escape(str(loc[1]))}\"?\s*\]")
+    key = str(loc[2]) if len(loc) > 2 else None
+    found = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if found is None:
+            found = number if header.match(line) else None
+        elif line.lstrip().startswith("["):
+            break
+        elif key and re.match(rf"\s*{re.escape(key)}\s*=", line):
+            return number
+    return found

@@ -70,6 +70,19 @@ def _before_fork(**_: Any) -> None:
     runtime.prepare()
 
 
+@signals.after_setup_logger.connect
+def _quiet_http_client(**_: Any) -> None:
+    # The SDKs' HTTP client logs every request at INFO, without the job; the router
+    # already logs each attempt with its job, model and outcome.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+
+
+@signals.worker_ready.connect
+def _ready(**_: Any) -> None:
+    # worker_init runs before logging is set up: say which providers are in use here.
+    runtime.announce()
+
+
 @signals.after_setup_task_logger.connect
 def _quiet_task_results(**_: Any) -> None:
     # Celery logs every return value at INFO; an answer may carry user data. The task

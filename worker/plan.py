@@ -9,7 +9,7 @@ the output budget is never a candidate.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass
 
 from worker.catalog import Catalog, ModelSpec
@@ -48,10 +48,19 @@ class Plan:
         return not self.candidates
 
 
-def plan(route: Route, busy: frozenset[str], catalog: Catalog) -> Plan:
-    """Order the candidates for `route`, skipping `busy` models, from `catalog`."""
+def plan(
+    route: Route, busy: frozenset[str], catalog: Catalog, *, available: Container[str] | None = None
+) -> Plan:
+    """Order the candidates for `route`, skipping `busy` models, from `catalog`.
+
+    available: the models this worker can call (None: all of them); the others, whose
+    provider has no key, are never candidates, not even when everything is busy.
+    """
     need = route.tokens + route.output_tokens
-    fitting = [c for c in _ordered(route, catalog) if c.model.context_tokens >= need]
+    fitting = [
+        c for c in _ordered(route, catalog)
+        if c.model.context_tokens >= need and (available is None or c.model.name in available)
+    ]
     free = tuple(c for c in fitting if c.model.name not in busy)
     if free or not fitting:
         return Plan(free)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,9 +92,9 @@ class Router:
     def route(self, job: Job, record: JobRecord, busy: frozenset[str]) -> Decision:
         """Run `job` to a result, or to an escalation; `busy` are the flagged models."""
         route = self.route_for(job, record)
-        chosen = plan(route, busy, self.catalog)
+        chosen = plan(route, busy, self.catalog, available=self._providers.keys())
         if chosen.empty:
-            return self.failed(record, _no_fit(route))
+            return self.failed(record, _no_fit(route, self._providers.keys()))
         if chosen.all_busy:
             self._metrics.incr("routing:all_busy")
         generated = self.generate(job, chosen, record)
@@ -329,7 +329,10 @@ def _for_model(request: ChatRequest, model: str) -> ChatRequest:
     return dataclasses.replace(request, model=model)
 
 
-def _no_fit(route: Route) -> ErrorInfo:
+def _no_fit(route: Route, available: Container[str]) -> ErrorInfo:
+    if route.pin_model is not None and route.pin_model not in available:
+        return ErrorInfo(code="model_unavailable", message=f"pinned model {route.pin_model!r} "
+                         "cannot be called by this worker: its provider has no key set")
     need = route.tokens + route.output_tokens
     return ErrorInfo(
         code="context_too_long",

@@ -17,8 +17,9 @@ import redis
 
 from worker import keys, output_schemas
 from worker.catalog import Catalog, load_catalog
+from worker.errors import CatalogError
 from worker.metrics import Metrics
-from worker.providers import build_providers, provider_mode
+from worker.providers import build_providers, provider_report
 from worker.providers.simulated import RedisScript
 from worker.redis_pool import connect
 from worker.router import Router, RouterConfig
@@ -108,16 +109,28 @@ _PROCESS = _PerProcess()
 def prepare() -> Shared:
     """Load settings, catalog, vocabulary and output schemas (before fork).
 
-    Raises CatalogError on a bad catalog file, SchemaRegistryError on a bad schema entry.
+    Raises CatalogError on a bad catalog file, or when real providers are on and no model
+    of the catalog has a key; SchemaRegistryError on a bad schema entry.
     """
     shared = _PROCESS.prepare()
-    log.info(
-        "tierline ready: provider=%s tiers=%s tokenizer=%s",
-        provider_mode(shared.settings),
+    report = provider_report(shared.settings, shared.catalog)
+    if not report.served:
+        # Real providers on, and the catalog names only providers without a key.
+        raise CatalogError(f"no model of the catalog can be called: providers {report.text}")
+    return shared
+
+
+def announce() -> None:
+    """Log which providers serve which tiers (once the worker's logging is set up)."""
+    shared = _PROCESS.prepare()
+    report = provider_report(shared.settings, shared.catalog)
+    log.log(
+        logging.WARNING if report.left_out else logging.INFO,
+        "tierline ready: providers %s; tiers=%s tokenizer=%s",
+        report.text,
         ",".join(t.name for t in shared.catalog.tiers),
         shared.settings.tokenizer,
     )
-    return shared
 
 
 def runtime() -> Runtime:

@@ -2,12 +2,14 @@
 
 `auto` mode uses the real providers when any provider key is set (models whose provider
 has no key are left out, loudly), and the simulated provider for every model otherwise.
+The real providers' modules (and their SDKs) are imported only in real mode.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from worker.catalog import Catalog
 from worker.providers.base import ChatRequest, ChatResponse, Provider
@@ -15,7 +17,10 @@ from worker.providers.simulated import Script, SimulatedProvider
 from worker.settings import Settings
 from worker.tokens import TokenCounter
 
-__all__ = ["ChatRequest", "ChatResponse", "Provider", "build_providers", "provider_mode"]
+__all__ = [
+    "ChatRequest", "ChatResponse", "Provider", "ProviderReport", "build_providers", "provider_mode",
+    "provider_report",
+]
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +33,46 @@ def provider_mode(settings: Settings) -> str:
     return "real" if has_key else "simulated"
 
 
+@dataclass(frozen=True)
+class ProviderReport:
+    """What a worker with given settings calls: `mode`, a line to say so, the models served
+    and the models left out (their provider has no key)."""
+
+    mode: str
+    text: str
+    served: tuple[str, ...]
+    left_out: tuple[str, ...] = ()
+
+
+def provider_report(
+    settings: Settings, catalog: Catalog, environ: Mapping[str, str] | None = None
+) -> ProviderReport:
+    """Which providers serve which models; builds no client. environ: for catalog keys."""
+    mode = provider_mode(settings)
+    if mode == "simulated":
+        why = "TIERLINE_PROVIDER_MODE=simulated" if settings.provider_mode == "simulated" else (
+            "no provider keys set")
+        return ProviderReport(mode, f"simulated ({why})", catalog.model_names)
+    from worker.providers import real
+
+    found = real.endpoints(settings, catalog, environ)
+    served = real.served_models(catalog, found)
+    left_out = tuple(m for m in catalog.model_names if m not in served)
+    return ProviderReport(mode, real.describe(catalog, found), served, left_out)
+
+
 def build_providers(
-    settings: Settings, catalog: Catalog, counter: TokenCounter, script: Callable[[], Script]
+    settings: Settings, catalog: Catalog, counter: TokenCounter, script: Callable[[], Script],
+    environ: Mapping[str, str] | None = None,
 ) -> dict[str, Provider]:
-    """One provider per catalog model name, built once per worker process."""
+    """Catalog model name → provider, built once per worker process (after fork).
+
+    In real mode, models whose provider has no key are absent. environ: where catalog
+    providers' keys are read (default the process environment).
+    """
     if provider_mode(settings) == "simulated":
         simulated = SimulatedProvider(script, counter)
         return {name: simulated for name in catalog.model_names}
     from worker.providers.real import build_real_providers
 
-    return build_real_providers(settings, catalog)
+    return build_real_providers(settings, catalog, environ)
