@@ -26,6 +26,7 @@ from producers.services import background_worker, redis_url
 from tasks.schemas import JobResult
 from worker.catalog import Catalog, load_catalog
 from worker.keys import SIM_SCRIPT_TTL_S, Keys
+from worker.providers import provider_report
 from worker.providers.simulated import Behaviour, Outage, Script, publish_script
 from worker.settings import Settings
 
@@ -60,8 +61,9 @@ def run_demo(*, jobs: int, concurrency: int, seed: int, console: Console) -> int
                    TIERLINE_CONCURRENCY=str(concurrency))
         log_path = Path(tempfile.gettempdir()) / "tierline-demo-worker.log"
         with background_worker(app, env, concurrency=concurrency, log_path=log_path):
-            mode = "real providers" if (settings.mistral_api_key or settings.openai_api_key) else \
-                "the simulated provider (no provider keys set)"
+            report = provider_report(settings, catalog)
+            mode = (f"providers {report.text}" if report.mode == "real"
+                    else "the simulated provider" + report.text.removeprefix("simulated"))
             console.print(f"Worker up ({concurrency} processes), using {mode}; log: {log_path}")
             duration = max(4.0, jobs * 0.13 / concurrency)
             script = demo_script(catalog, now=time.time(), duration_s=duration)
