@@ -18,9 +18,14 @@ from worker.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 
+def pool_size(concurrency: int) -> int:
+    """Redis connections a worker needs: a gevent pool runs `concurrency` jobs at once."""
+    return max(10, 2 * concurrency + 10)
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
-    """Celery settings for a worker (or a producer) from tierline's settings."""
-    connections = max(10, 2 * settings.concurrency + 10)
+    """Celery settings for a worker from tierline's settings."""
+    connections = pool_size(settings.concurrency)
     return {
         "broker_url": settings.broker,
         "result_backend": settings.results,
@@ -56,7 +61,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             TASK_COMPLETE: {"queue": QUEUE_CONVERSATIONS},
             TASK_EXTRACT: {"queue": QUEUE_EXTRACTION},
         },
-        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # A job running when the broker connection drops finishes and stores its result;
+        # its unacked message comes back after the visibility timeout and the redelivery
+        # returns the stored result (tasks/delivery.py). Cancelling it would store
+        # REVOKED instead, and the producer would see that.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
     }
 
 
@@ -65,9 +74,15 @@ app.conf.update(celery_config(get_settings()))
 
 
 @signals.worker_init.connect
-def _before_fork(**_: Any) -> None:
-    # Load the vocabulary (about 1 s) and validate the catalog once, before fork.
-    runtime.prepare()
+def _before_fork(sender: Any = None, **_: Any) -> None:
+    # Size the broker's and the result backend's Redis pools for the pool's real
+    # concurrency (`-c 200 -P gevent` needs no other setting), then load the vocabulary
+    # (about 1 s) and validate the catalog once, before fork.
+    concurrency = int(getattr(sender, "concurrency", 0) or get_settings().concurrency)
+    connections = pool_size(concurrency)
+    app.conf.broker_transport_options = {**app.conf.broker_transport_options, "max_connections": connections}
+    app.conf.redis_max_connections = connections
+    runtime.prepare(concurrency=concurrency)
 
 
 @signals.after_setup_logger.connect

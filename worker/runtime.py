@@ -37,6 +37,7 @@ class Shared:
     settings: Settings
     catalog: Catalog
     counter: TokenCounter
+    concurrency: int
 
 
 class Runtime:
@@ -48,7 +49,10 @@ class Runtime:
         self.catalog = shared.catalog
         self.counter = shared.counter
         self.metrics = Metrics()
-        self.redis: redis.Redis = connect(settings.state, settings)
+        # A gevent pool runs `concurrency` jobs in this one process: one connection each.
+        self.redis: redis.Redis = connect(
+            settings.state, settings, max_connections=max(settings.redis_max_connections, shared.concurrency + 4)
+        )
         self.state = RoutingState(self.redis, settings.keys, self.metrics)
         script = RedisScript(self.redis, settings.keys.sim_script, refresh_s=settings.sim_refresh_s)
         providers = build_providers(settings, self.catalog, self.counter, script.current)
@@ -81,7 +85,7 @@ class _PerProcess:
         self._shared: Shared | None = None
         self._runtime: tuple[int, Runtime] | None = None
 
-    def prepare(self) -> Shared:
+    def prepare(self, concurrency: int | None = None) -> Shared:
         with self._lock:
             if self._shared is None:
                 settings = get_settings()
@@ -89,7 +93,7 @@ class _PerProcess:
                 counter = TokenCounter(settings.tokenizer)
                 counter.warm()
                 output_schemas.load(settings.schemas)
-                self._shared = Shared(settings, catalog, counter)
+                self._shared = Shared(settings, catalog, counter, concurrency or settings.concurrency)
             return self._shared
 
     def get(self) -> Runtime:
@@ -106,13 +110,13 @@ class _PerProcess:
 _PROCESS = _PerProcess()
 
 
-def prepare() -> Shared:
+def prepare(*, concurrency: int | None = None) -> Shared:
     """Load settings, catalog, vocabulary and output schemas (before fork).
 
     Raises CatalogError on a bad catalog file, or when real providers are on and no model
     of the catalog has a key; SchemaRegistryError on a bad schema entry.
     """
-    shared = _PROCESS.prepare()
+    shared = _PROCESS.prepare(concurrency)
     report = provider_report(shared.settings, shared.catalog)
     if not report.served:
         # Real providers on, and the catalog names only providers without a key.
