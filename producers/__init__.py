@@ -3,7 +3,8 @@
 A backend service needs this package and a broker URL, not the worker's code or keys.
 """
 
+from producers.batch import BatchHandle, submit_batch
 from producers.client import JobHandle, submit
 from producers.extraction import submit_extraction
 
-__all__ = ["JobHandle", "submit", "submit_extraction"]
+__all__ = ["BatchHandle", "JobHandle", "submit", "submit_batch", "submit_extraction"]

@@ -12,12 +12,14 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from producers.batch.command import batch_cli
 from producers.client import submit
 from producers.services import redis_url, worker_command
 from worker.errors import CatalogError
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
+cli.add_typer(batch_cli, name="batch")
 
 
 @cli.command()

@@ -1,0 +1,83 @@
+"""`tierline batch run IN.jsonl -o OUT.jsonl`: a batch file through the workers.
+
+Exit status: 0 every line succeeded; 1 some lines failed or were bad (see the errors
+file); 2 the batch was rejected before anything was sent; 3 Redis was lost mid-run;
+130 interrupted. After 3 or 130, run the same command again to resume.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Annotated, Optional
+
+import redis
+import typer
+from kombu.exceptions import OperationalError
+from rich.console import Console
+from rich.markup import escape
+
+from producers.batch.errors import BatchRejected
+from producers.batch.handle import DEFAULT_WINDOW
+from producers.batch.progress import BatchBar
+from producers.batch.run import FileBatch
+from producers.batch.summary import BatchSummary, largest_price
+
+batch_cli = typer.Typer(
+    add_completion=False, no_args_is_help=True,
+    help="Run OpenAI Batch API, Mistral batch or plain JSONL files through the workers.",
+)
+
+
+@batch_cli.command("run")
+def run_command(
+    source: Annotated[Path, typer.Argument(
+        exists=True, dir_okay=False, metavar="IN.jsonl", help="the input JSONL")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="output JSONL; appended to, resumed")],
+    errors: Annotated[Optional[Path], typer.Option(help="errors JSONL (default: OUT.errors.jsonl)")] = None,  # noqa: UP045
+    route: Annotated[bool, typer.Option(help="let tierline route lines whose body names a model")] = False,
+    window: Annotated[int, typer.Option(min=1, help="most jobs in flight at once")] = DEFAULT_WINDOW,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+) -> None:
+    """Run IN.jsonl into OUT.jsonl (needs REDIS_URL and running workers); resumable.
+
+    Lines whose custom_id is in OUT are done: after an interruption,
+    the same command finishes the rest and redoes nothing.
+    """
+    console = Console()
+    with ExitStack() as stack:
+        try:
+            batch = stack.enter_context(FileBatch(source, output, errors=errors, route=route, window=window))
+        except (BatchRejected, ValueError, RuntimeError) as exc:
+            console.print(f"[red]batch not run:[/] {escape(str(exc))}")
+            raise typer.Exit(2) from exc
+        if batch.resumed:
+            console.print(f"resuming: {batch.resumed:,} records already in the output and errors files")
+        try:
+            code = _run(batch, console, progress=progress)
+        except (redis.RedisError, OperationalError) as exc:
+            console.print(f"[red]lost Redis:[/] {escape(str(exc))}; run the same command again to resume")
+            raise typer.Exit(3) from exc
+    raise typer.Exit(code)
+
+
+def _run(batch: FileBatch, console: Console, *, progress: bool) -> int:
+    summary = BatchSummary(large=largest_price())
+    bar = BatchBar(console, batch.progress, live=progress)
+    try:
+        with bar:
+            for outcome in batch.run():
+                summary.add(outcome)
+                bar.update()
+    except KeyboardInterrupt:
+        p = batch.progress
+        console.print(summary.table(p))
+        console.print(
+            f"[yellow]interrupted:[/] {p.done:,} of {p.total:,} lines done, {p.in_flight:,} in flight "
+            "(they keep running on the workers); run the same command again to finish"
+        )
+        return 130
+    p = batch.progress
+    console.print(summary.table(p))
+    console.print(f"output: {escape(str(batch.output))}  errors: {escape(str(batch.errors))}")
+    return 0 if p.failed + p.invalid == 0 else 1

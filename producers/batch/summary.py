@@ -1,0 +1,93 @@
+"""The end-of-batch summary: tier share, cost against running everything large, failures.
+
+"All-large" prices the same tokens at the strongest tier's first model from the tier
+catalog as this process reads it (``TIERLINE_CATALOG_PATH``, else the packaged one): the
+bill had every line gone straight to the large tier.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from rich.table import Table
+
+from producers.batch.handle import BatchProgress
+from producers.batch.records import LineOutcome
+
+
+@dataclass(frozen=True)
+class Price:
+    """A model's price in US dollars per million tokens in and out."""
+
+    model: str
+    usd_per_mtok_in: float
+    usd_per_mtok_out: float
+
+    def cost_usd(self, tokens_in: int, tokens_out: int) -> float:
+        return (tokens_in * self.usd_per_mtok_in + tokens_out * self.usd_per_mtok_out) / 1e6
+
+
+def largest_price() -> Price | None:
+    """The strongest tier's first model, from the catalog; None if it cannot be read."""
+    from worker.catalog import load_catalog
+    from worker.errors import CatalogError
+    from worker.settings import get_settings
+
+    try:
+        model = load_catalog(get_settings().catalog_path).tiers[-1].models[0]
+    except (CatalogError, OSError):
+        return None
+    return Price(model.name, model.usd_per_mtok_in, model.usd_per_mtok_out)
+
+
+@dataclass
+class BatchSummary:
+    """Tallies of the outcomes of one run; `large` prices the all-large comparison."""
+
+    large: Price | None = None
+    tiers: Counter[str] = field(default_factory=Counter)
+    failures: Counter[str] = field(default_factory=Counter)
+    cost_usd: float = 0.0
+    large_cost_usd: float = 0.0
+
+    def add(self, outcome: LineOutcome) -> None:
+        result = outcome.result
+        if not outcome.ok:
+            self.failures[outcome.error.code if outcome.error else "unknown"] += 1
+        if result is None:
+            return
+        self.cost_usd += result.cost_usd
+        if result.ok:
+            self.tiers[result.tier or "?"] += 1
+            if self.large is not None:
+                self.large_cost_usd += self.large.cost_usd(result.tokens_in, result.tokens_out)
+
+    def table(self, progress: BatchProgress) -> Table:
+        """The summary as a rich table."""
+        table = Table(title="batch summary (this run)", show_header=False)
+        table.add_column("what")
+        table.add_column("value", justify="right")
+        for row in self._rows(progress):
+            table.add_row(*row)
+        return table
+
+    def _rows(self, progress: BatchProgress) -> list[tuple[str, str]]:
+        p = progress
+        rows = [
+            ("lines", f"{p.total:,}"),
+            ("done before this run", f"{p.skipped:,}"),
+            ("succeeded", f"{p.succeeded:,}"),
+            ("failed", f"{p.failed:,}"),
+            ("bad lines", f"{p.invalid:,}"),
+            ("not finished", f"{p.total - p.done:,}"),
+            ("rate", f"{p.rate:,.1f} lines/s over {p.elapsed_s:,.1f}s"),
+        ]
+        succeeded = sum(self.tiers.values())
+        rows += [(f"tier {tier}", f"{n:,} ({n / succeeded:.0%})") for tier, n in self.tiers.most_common()]
+        rows.append(("cost", f"${self.cost_usd:,.4f}"))
+        if self.large is not None and self.large_cost_usd:
+            saved = 1 - self.cost_usd / self.large_cost_usd
+            rows.append((f"all on {self.large.model}", f"${self.large_cost_usd:,.4f} ({saved:.0%} saved)"))
+        rows += [(f"failed: {code}", f"{n:,}") for code, n in self.failures.most_common()]
+        return rows

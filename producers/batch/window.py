@@ -1,0 +1,70 @@
+"""Backpressure: at most `capacity` batch jobs sent and not yet collected.
+
+A million-line file never puts more than `capacity` of its jobs on the broker at once,
+and the producer holds only their line numbers and custom_ids. Before a job is sent its
+result is looked up: a job that a previous run sent and the worker finished is collected
+without sending it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Celery
+
+from producers.batch.records import LineOutcome
+from producers.batch.results import ResultStore
+from producers.client import send_job
+from tasks.schemas import JobResult
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """A line ready to send: its number, custom_id, job id and job payload."""
+
+    line: int
+    custom_id: str
+    job_id: str
+    job: dict[str, Any]
+
+
+class Window:
+    """The jobs in flight, sent through `sender`, collected from `store`."""
+
+    def __init__(self, *, capacity: int, sender: Celery, store: ResultStore) -> None:
+        if capacity < 1:
+            raise ValueError(f"the window holds at least one job, got {capacity}")
+        self.capacity = capacity
+        self._sender = sender
+        self._store = store
+        self._flying: dict[str, tuple[int, str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._flying)
+
+    @property
+    def room(self) -> int:
+        return self.capacity - len(self._flying)
+
+    def admit(self, tickets: Sequence[Ticket]) -> list[LineOutcome]:
+        """Send `tickets` (at most `room`); those already finished come back instead."""
+        done = self._store.fetch([t.job_id for t in tickets])
+        outcomes = []
+        for ticket in tickets:
+            if ticket.job_id in done:
+                outcomes.append(_outcome(ticket.job_id, (ticket.line, ticket.custom_id), done))
+                continue
+            send_job({**ticket.job, "job_id": ticket.job_id}, app=self._sender)
+            self._flying[ticket.job_id] = (ticket.line, ticket.custom_id)
+        return outcomes
+
+    def collect(self) -> list[LineOutcome]:
+        """The jobs in flight that finished since the last call."""
+        done = self._store.fetch(list(self._flying))
+        return [_outcome(job_id, self._flying.pop(job_id), done) for job_id in done]
+
+
+def _outcome(job_id: str, where: tuple[int, str], done: dict[str, JobResult]) -> LineOutcome:
+    return LineOutcome(line=where[0], custom_id=where[1], job_id=job_id, result=done[job_id])
