@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -91,7 +90,7 @@ def test_soft_limit_ends_the_job_as_a_timeout_that_lists_its_attempts(slow_worke
     slow_worker.script(Script(default=Behaviour(latency_ms=30_000)))
     started = time.monotonic()
     result = submit(HELLO, app=slow_worker.app).result(timeout=30)
-    assert time.monotonic() - started < 4
+    assert time.monotonic() - started < 10  # soft limit 2 s; generous for a loaded CI machine
     assert result.status == "failed" and result.error is not None
     assert result.error.code == "timeout"
     assert result.attempts and result.attempts[0].model == "mistral-small-latest"
@@ -101,40 +100,45 @@ def test_soft_limit_ends_the_job_as_a_timeout_that_lists_its_attempts(slow_worke
     assert submit(HELLO, app=slow_worker.app).result(timeout=30).ok
 
 
-def test_killed_worker_process_redelivers_the_job_to_one_result(slow_worker: RunningWorker) -> None:
-    slow_worker.script(Script(default=Behaviour(latency_ms=1_000)))
-    handle = submit(HELLO, app=slow_worker.app, job_id="kill-me-once")
-    time.sleep(0.4)
-    children = slow_worker.children()
-    assert children, "the prefork pool has a child"
-    os.kill(children[0], signal.SIGKILL)
+@pytest.fixture(scope="module")
+def killable_worker(worker_factory: WorkerFactory) -> Iterator[RunningWorker]:
+    with worker_factory(concurrency=1) as running:
+        running.script(Script(default=Behaviour(latency_ms=3_000)))
+        yield running
+
+
+def test_killed_worker_process_redelivers_the_job_to_one_result(killable_worker: RunningWorker) -> None:
+    handle = submit(HELLO, app=killable_worker.app, job_id="kill-me-once")
+    _kill_child_when_busy(killable_worker, set())
+    killable_worker.script(Script())
     result = handle.result(timeout=30)
     assert result.ok, result.error
-    assert slow_worker.redis.get(slow_worker.keys.deliveries("kill-me-once", 0)) == b"2"
+    assert killable_worker.redis.get(killable_worker.keys.deliveries("kill-me-once", 0)) == b"2"
 
 
-def test_job_that_keeps_killing_its_worker_fails_as_worker_lost(slow_worker: RunningWorker) -> None:
-    slow_worker.script(Script(default=Behaviour(latency_ms=1_000)))
-    handle = submit(HELLO, app=slow_worker.app, job_id="poison")
+def test_job_that_keeps_killing_its_worker_fails_as_worker_lost(killable_worker: RunningWorker) -> None:
+    killable_worker.script(Script(default=Behaviour(latency_ms=3_000)))
+    handle = submit(HELLO, app=killable_worker.app, job_id="poison")
+    killed: set[int] = set()
     for _ in range(3):
-        _kill_child_when_busy(slow_worker)
+        _kill_child_when_busy(killable_worker, killed)
     result = handle.result(timeout=30)
     assert result.status == "failed" and result.error is not None
-    assert result.error.code == "worker_lost"
+    assert result.error.code == "worker_lost", result.error
+    assert killable_worker.redis.get(killable_worker.keys.deliveries("poison", 0)) == b"4"
 
 
-def _kill_child_when_busy(worker: RunningWorker) -> None:
-    deadline = time.monotonic() + 10
+def _kill_child_when_busy(worker: RunningWorker, killed: set[int]) -> None:
+    """SIGKILL the pool process running the job (a fresh one each time)."""
+    deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         active = worker.app.control.inspect(destination=[worker.name], timeout=0.5).active() or {}
-        tasks = active.get(worker.name) or []
-        if tasks:
-            os.kill(tasks[0]["worker_pid"], signal.SIGKILL)
-            time.sleep(0.3)
+        pids = [t["worker_pid"] for t in active.get(worker.name) or [] if t["worker_pid"] not in killed]
+        if pids:
+            time.sleep(0.2)  # let the job reach its provider call
+            os.kill(pids[0], signal.SIGKILL)
+            killed.add(pids[0])
             return
         time.sleep(0.05)
     raise AssertionError("the job never became active")
 
-
-def _json(raw: bytes) -> object:
-    return json.loads(raw)
