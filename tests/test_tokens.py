@@ -50,3 +50,13 @@ def test_multibyte_text_near_the_bound_is_encoded(counter: TokenCounter) -> None
 def test_unknown_tokenizer_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="unknown tokenizer"):
         TokenCounter("sentencepiece:nope").warm()
+
+
+def test_openai_encoding_missing_from_the_cache_is_refused_without_a_download(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
+    with pytest.raises(ValueError, match="not in tiktoken's cache") as caught:
+        TokenCounter("tiktoken:o200k_base").warm()
+    assert str(tmp_path) in str(caught.value)
+    assert list(tmp_path.iterdir()) == []

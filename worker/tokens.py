@@ -10,7 +10,10 @@ OpenAI encoding, only if it is already in tiktoken's local cache: nothing downlo
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import os
+import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -83,8 +86,38 @@ def load_encoder(spec: str) -> Encoder:
     if family == "mistral":
         return _mistral_encoding(name or "tekken_240911")
     if family == "tiktoken":
+        _require_cached(name)
         return tiktoken.get_encoding(name)
     raise ValueError(f"unknown tokenizer {spec!r}: use 'mistral:<vocab>' or 'tiktoken:<name>'")
+
+
+# tiktoken fetches these files on first use; tierline only reads them from its cache.
+_OPENAI_FILES = {
+    name: f"https://openaipublic.blob.core.windows.net/encodings/{name}.tiktoken"
+    for name in ("r50k_base", "p50k_base", "cl100k_base", "o200k_base")
+}
+
+
+def tiktoken_cache_dir() -> str:
+    """Where tiktoken keeps downloaded encodings (its own rule)."""
+    return (
+        os.environ.get("TIKTOKEN_CACHE_DIR")
+        or os.environ.get("DATA_GYM_CACHE_DIR")
+        or os.path.join(tempfile.gettempdir(), "data-gym-cache")
+    )
+
+
+def _require_cached(name: str) -> None:
+    """Refuse an OpenAI encoding that is not already cached: nothing downloads at run time."""
+    url = _OPENAI_FILES.get(name)
+    if url is None:
+        raise ValueError(f"unknown OpenAI encoding {name!r}; known: {sorted(_OPENAI_FILES)}")
+    path = os.path.join(tiktoken_cache_dir(), hashlib.sha1(url.encode()).hexdigest())
+    if not os.path.exists(path):
+        raise ValueError(
+            f"OpenAI encoding {name!r} is not in tiktoken's cache ({tiktoken_cache_dir()}) and tierline "
+            "never downloads at run time: put the file there (TIKTOKEN_CACHE_DIR) or use 'mistral:tekken_240911'"
+        )
 
 
 def _mistral_encoding(name: str) -> tiktoken.Encoding:
