@@ -12,7 +12,7 @@ from typing import Any
 
 from celery import Task
 
-from tasks.delivery import deliver
+from tasks.delivery import deliver, finishing
 from tasks.schemas import TASK_COMPLETE, Carry, parse_job
 from worker.celery import app
 from worker.router import Decision, Escalate, JobRecord
@@ -24,19 +24,28 @@ log = logging.getLogger(__name__)
 @app.task(name=TASK_COMPLETE, bind=True)
 def complete(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """Route the job in ``kwargs["job"]`` (or the first argument); return its JobResult."""
+    started = time.monotonic()  # the soft limit runs from here, not from when runtime() is built
     rt = runtime()
-    job_id = str(self.request.id)
     carry = _carry(kwargs.pop("carry", None))
-    record = JobRecord(job_id, carry, deadline=rt.deadline())
+    record = JobRecord(str(self.request.id), carry, deadline=rt.deadline(started))
     decision = _decide(self, rt, record, args, kwargs)
+    return finishing(record.job_id, lambda: _record(self, rt, decision, args, kwargs))
+
+
+def _record(
+    task: Task, rt: Runtime, decision: Decision, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """Re-queue an escalated job under its own id, or return its JobResult for the backend."""
+    rt.flush_metrics()
+    job_id = str(task.request.id)
     if isinstance(decision, Escalate):
-        sig = self.signature(
+        # The same job payload, untouched, plus what the earlier generations carry.
+        sig = task.signature(
             kwargs={"job": kwargs.get("job", args[0] if args else None),
                     "carry": decision.carry.model_dump(mode="json")},
             argsrepr=f"job={job_id}", kwargsrepr=f"{{level: {decision.carry.level}}}",
         )
-        return self.replace(sig)  # type: ignore[no-any-return]
-    rt.flush_metrics()
+        return task.replace(sig)  # type: ignore[no-any-return]
     log.info(
         "job done job=%s status=%s model=%s tier=%s tokens=%s attempts=%d cost=%.6f",
         job_id, decision.status, decision.model, decision.tier, decision.routed_tokens,

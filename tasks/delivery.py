@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 J = TypeVar("J")
 D = TypeVar("D", bound=Decision)
+T = TypeVar("T")
 
 
 def deliver(
@@ -46,6 +47,21 @@ def deliver(
     except Exception as exc:  # the task boundary: a bug still ends as one failed JobResult
         log.exception("internal error job=%s", record.job_id)
         return rt.router.interrupted(record, f"internal error: {type(exc).__name__}", code="internal_error")
+
+
+def finishing(job_id: str, step: Callable[[], T]) -> T:
+    """Run `step`, the task's last one (store or re-queue the decision), to its end.
+
+    A job whose attempts end just before the soft time limit can still be hit by it
+    while its decision is being recorded; the task would then end as an exception and
+    the producer would never see the JobResult. The limit fires once per task, so the
+    step runs again, uninterrupted (the hard limit is still above it).
+    """
+    try:
+        return step()
+    except SoftTimeLimitExceeded:
+        log.warning("soft time limit while recording the decision job=%s: recording it again", job_id)
+        return step()
 
 
 def _earlier(task: Task, rt: Runtime, record: JobRecord, delivery: int) -> JobResult | None:

@@ -18,6 +18,7 @@ from worker.providers.simulated import Behaviour, Script
 
 WorkerFactory = Callable[..., AbstractContextManager[RunningWorker]]
 HELLO = [{"role": "user", "content": "What is the capital of France?"}]
+MODELS = ("mistral-small-latest", "mistral-medium-latest", "mistral-large-latest")
 
 
 @pytest.mark.parametrize(
@@ -80,22 +81,48 @@ def test_flower_and_logs_see_a_summary_not_the_conversation(worker: RunningWorke
 
 @pytest.fixture(scope="module")
 def slow_worker(worker_factory: WorkerFactory) -> Iterator[RunningWorker]:
-    env = {"TIERLINE_SOFT_TIME_LIMIT_S": 2, "TIERLINE_HARD_TIME_LIMIT_S": 4,
-           "TIERLINE_DEADLINE_MARGIN_S": 0}
+    env = {"TIERLINE_SOFT_TIME_LIMIT_S": 2, "TIERLINE_HARD_TIME_LIMIT_S": 4}
     with worker_factory(env=env, concurrency=1) as running:
         yield running
 
 
-def test_soft_limit_ends_the_job_as_a_timeout_that_lists_its_attempts(slow_worker: RunningWorker) -> None:
+@pytest.fixture()
+def unflagged(slow_worker: RunningWorker) -> RunningWorker:
+    """The slow worker with no model flagged busy by an earlier test."""
+    slow_worker.redis.delete(*[slow_worker.keys.busy(m) for m in MODELS])
+    return slow_worker
+
+
+def test_an_attempt_is_cut_to_the_time_left_and_the_job_ends_as_a_timeout(unflagged: RunningWorker) -> None:
+    slow_worker = unflagged
+    # Given every model answers in 30 s, and a soft limit of 2 s
     slow_worker.script(Script(default=Behaviour(latency_ms=30_000)))
     started = time.monotonic()
+    # When a job runs
     result = submit(HELLO, app=slow_worker.app).result(timeout=30)
+    # Then its one attempt is given the time left, and the job ends as a timeout listing it
     assert time.monotonic() - started < 10  # soft limit 2 s; generous for a loaded CI machine
     assert result.status == "failed" and result.error is not None
-    assert result.error.code == "timeout"
-    assert result.attempts and result.attempts[0].model == "mistral-small-latest"
-    assert result.attempts[0].outcome in ("transient", "interrupted")
+    assert result.error.code == "timeout" and "ran out of time" in result.error.message
+    assert [(a.model, a.outcome, a.error_code) for a in result.attempts] == [
+        ("mistral-small-latest", "transient", "timeout")]
+    assert result.attempts[0].latency_ms < 2_000  # cut to the time left, not its tier's 20 s timeout
     # The worker lives on.
+    slow_worker.script(Script())
+    assert submit(HELLO, app=slow_worker.app).result(timeout=30).ok
+
+
+def test_a_call_that_hangs_past_the_soft_limit_is_listed_as_interrupted(unflagged: RunningWorker) -> None:
+    slow_worker = unflagged
+    # Given a model whose calls hang past their timeout (only the soft limit stops them)
+    slow_worker.script(Script(default=Behaviour(latency_ms=30_000, honours_timeout=False)))
+    # When a job runs
+    result = submit(HELLO, app=slow_worker.app).result(timeout=30)
+    # Then the soft limit ends it as a timeout, the cut-short call listed
+    assert result.status == "failed" and result.error is not None
+    assert result.error.code == "timeout" and "soft time limit" in result.error.message
+    assert [(a.model, a.outcome, a.error_code) for a in result.attempts] == [
+        ("mistral-small-latest", "interrupted", "soft_time_limit")]
     slow_worker.script(Script())
     assert submit(HELLO, app=slow_worker.app).result(timeout=30).ok
 

@@ -85,6 +85,13 @@ def _before_fork(sender: Any = None, **_: Any) -> None:
     runtime.prepare(concurrency=concurrency)
 
 
+@signals.worker_process_shutdown.connect
+def _process_ending(**_: Any) -> None:
+    # A pool process recycled after max tasks per child (or stopped) would otherwise take
+    # up to a second of counts with it.
+    runtime.shutdown()
+
+
 @signals.after_setup_logger.connect
 def _quiet_http_client(**_: Any) -> None:
     # The SDKs' HTTP client logs every request at INFO, without the job; the router

@@ -35,10 +35,10 @@ class Metrics:
         with self._lock:
             return dict(self._counts)
 
-    def maybe_flush(self, client: redis.Redis, key: str, ttl_s: int) -> None:
-        """Add pending counts to the Redis hash `key` if a flush is due; never raises."""
+    def maybe_flush(self, client: redis.Redis, key: str, ttl_s: int, *, force: bool = False) -> None:
+        """Add pending counts to the Redis hash `key` if a flush is due (or `force`); never raises."""
         now = time.monotonic()
-        if now - self._last_flush < self._flush_every_s:
+        if not force and now - self._last_flush < self._flush_every_s:
             return
         with self._lock:
             pending, self._counts = self._counts, Counter()

@@ -70,13 +70,19 @@ class Runtime:
             ),
         )
 
-    def deadline(self) -> float:
-        """Monotonic time by which a job started now must have finished its attempts."""
-        s = self.settings
-        return time.monotonic() + s.soft_time_limit_s - s.deadline_margin_s
+    def deadline(self, started: float | None = None) -> float:
+        """Monotonic time by which a job must have finished its attempts.
 
-    def flush_metrics(self) -> None:
-        self.metrics.maybe_flush(self.redis, self.settings.keys.metrics, keys.METRICS_TTL_S)
+        started: when the task began (``time.monotonic()``; default now): its soft time
+        limit counts from then.
+        """
+        s = self.settings
+        begun = time.monotonic() if started is None else started
+        return begun + s.soft_time_limit_s - s.deadline_margin_s
+
+    def flush_metrics(self, *, force: bool = False) -> None:
+        """Send the counters to Redis if a flush is due; `force`: now (the process is ending)."""
+        self.metrics.maybe_flush(self.redis, self.settings.keys.metrics, keys.METRICS_TTL_S, force=force)
 
 
 class _PerProcess:
@@ -95,6 +101,11 @@ class _PerProcess:
                 output_schemas.load(settings.schemas)
                 self._shared = Shared(settings, catalog, counter, concurrency or settings.concurrency)
             return self._shared
+
+    def built(self) -> Runtime | None:
+        """This process's Runtime if a job has built it, else None."""
+        current = self._runtime
+        return current[1] if current is not None and current[0] == os.getpid() else None
 
     def get(self) -> Runtime:
         current = self._runtime
@@ -140,3 +151,10 @@ def announce() -> None:
 def runtime() -> Runtime:
     """This process's Runtime, built on first use after fork."""
     return _PROCESS.get()
+
+
+def shutdown() -> None:
+    """Flush this process's pending counters before it exits (max tasks per child, stop)."""
+    current = _PROCESS.built()
+    if current is not None:
+        current.flush_metrics(force=True)

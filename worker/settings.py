@@ -43,7 +43,9 @@ class Settings(BaseSettings):
 
     soft_time_limit_s: float = Field(default=120.0, gt=0)
     hard_time_limit_s: float = Field(default=150.0, gt=0)
-    deadline_margin_s: float = Field(default=0.5, ge=0)
+    # Attempts end this long before the soft time limit, so that the result is stored
+    # before the limit can interrupt it (a limit landing in the store fails the task).
+    deadline_margin_s: float = Field(default=0.5, ge=0.1)
     visibility_timeout_s: int = Field(default=3600, gt=0)
     result_expires_s: int = Field(default=86_400, gt=0)
     max_tasks_per_child: int = Field(default=1000, ge=1)

@@ -56,6 +56,9 @@ class Behaviour(BaseModel):
     poor_rate: float = Field(default=0.0, ge=0, le=1)
     poor: PoorName = "refusal"
     outages: tuple[Outage, ...] = ()
+    # False: a call slower than its timeout blocks for its whole latency, like a hung
+    # connection whose client ignores the timeout (only the soft time limit stops it).
+    honours_timeout: bool = True
 
 
 class Script(BaseModel):
@@ -128,7 +131,7 @@ class SimulatedProvider:
         failure = self._failure(behaviour, rng)
         if failure is not None and failure[0] == "timeout":
             latency_s = timeout_s + 1
-        if latency_s > timeout_s:
+        if latency_s > timeout_s and behaviour.honours_timeout:
             self._sleep(timeout_s)
             raise errors.ProviderTimeout(
                 f"no answer within {timeout_s:.1f}s", provider=self.name, model=request.model
