@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from worker.catalog import Catalog, load_catalog, parse_catalog
-from worker.plan import Route, plan
+from worker.plan import Route, plan, stronger_tier
 from worker.policies import POLICIES
 
 SMALL, MEDIUM, LARGE = "mistral-small-latest", "mistral-medium-latest", "mistral-large-latest"
@@ -122,3 +122,20 @@ def test_cascade_policy_starts_at_the_cheapest_tier(catalog: Catalog) -> None:
     assert POLICIES["cascade"].start_tier(20_000, catalog) == 0
     route = Route(tokens=20_000, output_tokens=100, start_tier=0)
     assert names(route, catalog) == [SMALL, MEDIUM, LARGE]
+
+
+def test_a_quality_escalation_goes_to_the_next_tier_up(catalog: Catalog) -> None:
+    route = Route(tokens=100, output_tokens=100, start_tier=0)
+    assert stronger_tier(route, 0, catalog) == 1
+    assert stronger_tier(route, 1, catalog) == 2
+    assert stronger_tier(route, 2, catalog) is None
+
+
+def test_a_quality_escalation_passes_over_a_tier_that_cannot_take_the_job(catalog: Catalog) -> None:
+    route = Route(tokens=100, output_tokens=100, start_tier=0)
+    # Given medium is not callable here (its provider has no key)
+    assert stronger_tier(route, 0, catalog, available={SMALL, LARGE}) == 2
+    # Given large is not callable either: there is nowhere stronger to go
+    assert stronger_tier(route, 0, catalog, available={SMALL}) is None
+    # Given a conversation too long for any context above small
+    assert stronger_tier(Route(tokens=200_000, output_tokens=100, start_tier=0), 0, catalog) is None

@@ -33,7 +33,7 @@ from worker.extraction import (
     system_prompt,
 )
 from worker.metrics import Metrics
-from worker.plan import Route, plan
+from worker.plan import Route
 from worker.router import Generation, JobRecord, Router
 from worker.state import RoutingState
 from worker.tokens import PER_MESSAGE_TOKENS, TokenCounter
@@ -132,11 +132,10 @@ class Extractor:
             route = Route(tokens=tokens, output_tokens=job.max_output_tokens,
                           start_tier=prepared.route.start_tier, min_tier=record.carry.min_tier,
                           pin_model=job.pin_model)
-            chosen = plan(route, self._state.read(self._router.catalog.model_names).busy,
-                          self._router.catalog)
+            chosen = self._router.plan_for(route, self._state.read(self._router.catalog.model_names).busy)
             if chosen.empty:
-                return self._router.failed(record, ErrorInfo(
-                    code="context_too_long", message=f"{where}: no allowed model's context holds it"))
+                why = self._router.no_fit(route)
+                return self._router.failed(record, ErrorInfo(code=why.code, message=f"{where}: {why.message}"))
             generated = self._router.generate(chat, chosen, record)
             if isinstance(generated, ErrorInfo):
                 return self._router.failed(record, ErrorInfo(
@@ -145,7 +144,7 @@ class Extractor:
             if verdict.ok:
                 return ChunkAnswer(generated, verdict.parsed)
             located = quality.Verdict(False, verdict.check, f"{where}: {verdict.reason}")
-            decision = self._router.escalate_or_fail(chat, record, generated, located)
+            decision = self._router.escalate_or_fail(chat, record, generated, located, route)
             if isinstance(decision, JobResult):
                 return decision
 

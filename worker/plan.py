@@ -67,6 +67,22 @@ def plan(
     return Plan(tuple(fitting), all_busy=True)
 
 
+def stronger_tier(
+    route: Route, tier: int, catalog: Catalog, *, available: Container[str] | None = None
+) -> int | None:
+    """The first tier above `tier` with a model that can take `route`; None when there is none.
+
+    A quality escalation goes there: a tier whose models cannot hold the conversation, or
+    cannot be called by this worker (available, as for `plan`), is passed over.
+    """
+    need = route.tokens + route.output_tokens
+    for position in range(tier + 1, len(catalog.tiers)):
+        if any(m.context_tokens >= need and (available is None or m.name in available)
+               for m in catalog.tiers[position].models):
+            return position
+    return None
+
+
 def _ordered(route: Route, catalog: Catalog) -> Iterator[Candidate]:
     if route.pin_model is not None:
         found = catalog.model(route.pin_model)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Container, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ from worker import errors, quality
 from worker.catalog import Catalog
 from worker.keys import BUSY_TTL_S, CONFIG_TTL_S
 from worker.metrics import Metrics
-from worker.plan import Candidate, Plan, Route, plan
+from worker.plan import Candidate, Plan, Route, plan, stronger_tier
 from worker.policies import POLICIES
 from worker.providers.base import ChatRequest, ChatResponse, Provider
 from worker.state import RoutingState
@@ -92,9 +92,9 @@ class Router:
     def route(self, job: Job, record: JobRecord, busy: frozenset[str]) -> Decision:
         """Run `job` to a result, or to an escalation; `busy` are the flagged models."""
         route = self.route_for(job, record)
-        chosen = plan(route, busy, self.catalog, available=self._providers.keys())
+        chosen = self.plan_for(route, busy)
         if chosen.empty:
-            return self.failed(record, _no_fit(route, self._providers.keys()))
+            return self.failed(record, self.no_fit(route))
         if chosen.all_busy:
             self._metrics.incr("routing:all_busy")
         generated = self.generate(job, chosen, record)
@@ -103,7 +103,28 @@ class Router:
         verdict = quality.check(generated.response.content, job.quality)
         if verdict.ok:
             return self.succeeded(record, generated, verdict.parsed)
-        return self.escalate_or_fail(job, record, generated, verdict)
+        return self.escalate_or_fail(job, record, generated, verdict, route)
+
+    def plan_for(self, route: Route, busy: frozenset[str]) -> Plan:
+        """The candidates for `route` among the models this worker can call."""
+        return plan(route, busy, self.catalog, available=self._providers.keys())
+
+    def no_fit(self, route: Route) -> ErrorInfo:
+        """Why `route` has no candidate: its pinned model or every model that fits is uncallable
+        here (no key for its provider), or no model's context holds it."""
+        if route.pin_model is not None and route.pin_model not in self._providers:
+            return ErrorInfo(code="model_unavailable", message=f"pinned model {route.pin_model!r} "
+                             "cannot be called by this worker: its provider has no key set")
+        need = route.tokens + route.output_tokens
+        if not plan(route, frozenset(), self.catalog).empty:
+            return ErrorInfo(code="model_unavailable", message=(
+                f"the models whose context holds the conversation ({need} tokens with the output "
+                "budget) cannot be called by this worker: their providers have no key set"))
+        return ErrorInfo(
+            code="context_too_long",
+            message=f"the conversation ({route.tokens} tokens) plus the output budget "
+            f"({route.output_tokens}) needs {need} tokens: no allowed model's context holds it",
+        )
 
     def route_for(self, job: Job, record: JobRecord) -> Route:
         """The routing facts of `job`; raises `InvalidJob` for names the catalog lacks."""
@@ -230,17 +251,15 @@ class Router:
         return Generation(candidate, response, attempt)
 
     def escalate_or_fail(
-        self, job: Job, record: JobRecord, generated: Generation, verdict: quality.Verdict
+        self, job: Job, record: JobRecord, generated: Generation, verdict: quality.Verdict, route: Route
     ) -> Decision:
-        """Record the failed check; Escalate one tier up if the bound allows, else fail `quality`."""
+        """Record the failed check; Escalate to the next tier that can take `route` if the
+        bound allows, else fail `quality` with the answer attached."""
         carry = record.carry
-        last = len(self.catalog.tiers) - 1
-        can_escalate = (
-            job.pin_model is None
-            and generated.candidate.tier < last
-            and carry.level < self._config.max_escalations
-        )
-        to_tier = self.catalog.tiers[generated.candidate.tier + 1].name if can_escalate else None
+        stronger = None
+        if job.pin_model is None and carry.level < self._config.max_escalations:
+            stronger = stronger_tier(route, generated.candidate.tier, self.catalog, available=self._providers.keys())
+        to_tier = self.catalog.tiers[stronger].name if stronger is not None else None
         carry.escalations.append(Escalation(
             from_tier=generated.candidate.tier_name, to_tier=to_tier,
             model=generated.candidate.model.name, check=verdict.check, reason=verdict.reason,
@@ -251,9 +270,9 @@ class Router:
             record.job_id, generated.candidate.model.name, generated.candidate.tier_name,
             verdict.check, to_tier or "none",
         )
-        if can_escalate:
+        if stronger is not None:
             carry.level += 1
-            carry.min_tier = generated.candidate.tier + 1
+            carry.min_tier = stronger
             return Escalate(carry)
         error = ErrorInfo(code="quality", message=f"{verdict.check}: {verdict.reason}")
         return self._result(record, "failed", error=error, generated=generated)
@@ -327,18 +346,6 @@ def _request(job: Job, job_id: str) -> ChatRequest:
 
 def _for_model(request: ChatRequest, model: str) -> ChatRequest:
     return dataclasses.replace(request, model=model)
-
-
-def _no_fit(route: Route, available: Container[str]) -> ErrorInfo:
-    if route.pin_model is not None and route.pin_model not in available:
-        return ErrorInfo(code="model_unavailable", message=f"pinned model {route.pin_model!r} "
-                         "cannot be called by this worker: its provider has no key set")
-    need = route.tokens + route.output_tokens
-    return ErrorInfo(
-        code="context_too_long",
-        message=f"the conversation ({route.tokens} tokens) plus the output budget "
-        f"({route.output_tokens}) needs {need} tokens: no allowed model's context holds it",
-    )
 
 
 def _timeout_message(record: JobRecord) -> str:
