@@ -11,7 +11,6 @@ results expire after ``TIERLINE_RESULT_EXPIRES_S``.
 | <prefix>deliveries:<job id>:<level>  | delivery count         | DELIVERIES_TTL_S      |
 | <prefix>metrics                      | hash of counters       | METRICS_TTL_S         |
 | <prefix>sim:script                   | JSON simulation script | SIM_SCRIPT_TTL_S      |
-| <prefix>batch:<batch id>             | hash custom_id → state | BATCH_TTL_S           |
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ CONFIG_TTL_S = 900
 DELIVERIES_TTL_S = 86_400
 METRICS_TTL_S = 7 * 86_400
 SIM_SCRIPT_TTL_S = 86_400
-BATCH_TTL_S = 7 * 86_400
 
 
 @dataclass(frozen=True)
@@ -47,6 +45,3 @@ class Keys:
     @property
     def sim_script(self) -> str:
         return f"{self.prefix}sim:script"
-
-    def batch(self, batch_id: str) -> str:
-        return f"{self.prefix}batch:{batch_id}"
