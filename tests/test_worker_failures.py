@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 
@@ -58,15 +59,43 @@ def test_malformed_message_sent_by_hand_ends_as_failed_result(
     assert worker.redis.llen(QUEUE_CONVERSATIONS) == 0
 
 
-def test_pickle_message_is_refused_and_the_worker_lives_on(worker: RunningWorker) -> None:
+@pytest.mark.parametrize(
+    ("body", "encoding", "problem"),
+    [
+        ("not a task body", {"serializer": "json"}, "not a Celery task body"),
+        ({"job": {"messages": HELLO}}, {"serializer": "json"}, "not a Celery task body"),
+        ([[], {"job": {"messages": HELLO}}], {"serializer": "json"}, "not a Celery task body"),
+        (b"{not json", {"content_type": "application/json", "content_encoding": "utf-8"}, "not valid JSON"),
+        ([[], {"job": {"messages": HELLO}}, {}], {"serializer": "pickle"}, "JSON only"),
+    ],
+    ids=["string", "object", "two-items", "not-json", "pickle"],
+)
+def test_a_malformed_envelope_ends_as_a_failed_result_and_the_worker_lives_on(
+    worker: RunningWorker, body: object, encoding: dict[str, str], problem: str
+) -> None:
+    # Given a message on the queue by hand, with a task name and an id but a bad body
+    job_id = f"envelope-{uuid.uuid4()}"
     with Connection(worker.url) as conn:
-        producer = conn.Producer(serializer="pickle")
-        producer.publish(
-            {"args": [], "kwargs": {}}, routing_key=QUEUE_CONVERSATIONS,
-            headers={"task": TASK_COMPLETE, "id": "pickled-1", "lang": "py"},
-        )
-    time.sleep(0.5)
+        conn.Producer().publish(body, routing_key=QUEUE_CONVERSATIONS,
+                                headers={"task": TASK_COMPLETE, "id": job_id, "lang": "py"}, **encoding)
+    # Then the job ends as one failed result that says why
+    result = JobHandle(job_id, worker.app).result(timeout=30)
+    assert result.status == "failed" and result.error is not None
+    assert result.error.code == "malformed_message" and problem in result.error.message
+    # And the worker lives on, with nothing left on the queue
     assert submit(HELLO, app=worker.app).result(timeout=30).ok
+    assert worker.process.poll() is None
+    assert worker.redis.llen(QUEUE_CONVERSATIONS) == 0
+
+
+def test_a_message_without_a_task_id_is_dropped_and_the_worker_lives_on(worker: RunningWorker) -> None:
+    with Connection(worker.url) as conn:
+        conn.Producer(serializer="json").publish(
+            [[], {"job": {"messages": HELLO}}, {}], routing_key=QUEUE_CONVERSATIONS,
+            headers={"task": TASK_COMPLETE, "lang": "py"},
+        )
+    assert submit(HELLO, app=worker.app).result(timeout=30).ok
+    assert "the message has no task id" in worker.log()
     assert worker.redis.llen(QUEUE_CONVERSATIONS) == 0
 
 

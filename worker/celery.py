@@ -69,7 +69,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-app = Celery("tierline", include=["tasks.conversation", "tasks.extraction"])
+# IntakeTask: a malformed message ends as a failed result instead of stopping the consumer.
+app = Celery("tierline", include=["tasks.conversation", "tasks.extraction"], task_cls="worker.intake:IntakeTask")
 app.conf.update(celery_config(get_settings()))
 
 

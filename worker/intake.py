@@ -1,0 +1,82 @@
+"""Message intake: a task message Celery cannot turn into a task call is refused here.
+
+Celery's own strategy trusts the envelope of a message: a JSON body that is not
+``[args, kwargs, options]`` raises in the consumer and stops the worker, a message
+without a task id makes the consumer restart forever, and a body that is not JSON (or
+not JSON at all, such as pickle) is dropped without a result. tierline's tasks use
+this strategy instead: it checks the envelope first, and a bad message is acknowledged
+(never re-queued), logged without its body, and, when it names a job id, ends as one
+failed JobResult (``malformed_message``) that the producer's handle returns.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from celery import Task
+from celery.worker.strategy import default
+from kombu.exceptions import ContentDisallowed, DecodeError
+from kombu.message import Message
+
+from tasks.schemas import ErrorInfo, JobResult
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[..., Any]
+
+
+class IntakeTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
+    """The base of tierline's tasks: their messages go through `strategy`."""
+
+    Strategy = "worker.intake:strategy"
+
+
+def strategy(task: Task, app: Any, consumer: Any, **kwargs: Any) -> Handler:
+    """Celery's default strategy for `task`, behind a check of each message's envelope."""
+    handle = default(task, app, consumer, **kwargs)
+    errors = consumer.connection_errors
+
+    def guarded(message: Message, body: object, ack: Any, reject: Any, callbacks: Any, **more: Any) -> Any:
+        # `body` is None for protocol 2, whose body Celery decodes later, unchecked.
+        problem = envelope_problem(message) if body is None else None
+        if problem is None:
+            return handle(message, body, ack, reject, callbacks, **more)
+        refuse(task, message, problem)
+        ack(log, errors)
+        return None
+
+    return guarded
+
+
+def envelope_problem(message: Message) -> str | None:
+    """Why a protocol-2 task message cannot become a task call; None when it can."""
+    job_id = message.headers.get("id")
+    if not isinstance(job_id, str) or not job_id:
+        return "the message has no task id"
+    try:
+        body = message.payload
+    except ContentDisallowed:
+        return f"content type {message.content_type!r} refused: task messages are JSON only"
+    except DecodeError:
+        return "the message body is not valid JSON"
+    if not (
+        isinstance(body, list | tuple) and len(body) == 3
+        and isinstance(body[0], list | tuple) and isinstance(body[1], dict) and isinstance(body[2], dict)
+    ):
+        return "the message body is not a Celery task body [args, kwargs, options]"
+    return None
+
+
+def refuse(task: Task, message: Message, problem: str) -> None:
+    """Log a refused message and store its job's failed JobResult (when it has an id).
+
+    A result backend that cannot be written raises: the message is then not acknowledged,
+    and comes back once Redis does, rather than end without a result.
+    """
+    job_id = message.headers.get("id")
+    log.error("refused a malformed task message job=%s task=%s: %s", job_id, task.name, problem)
+    if isinstance(job_id, str) and job_id:
+        failed = JobResult(job_id=job_id, status="failed", error=ErrorInfo(code="malformed_message", message=problem))
+        task.backend.mark_as_done(job_id, failed.model_dump(mode="json"))
