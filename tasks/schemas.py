@@ -135,6 +135,8 @@ class JobResult(BaseModel):
     error: ErrorInfo | None = None
     content: str | None = None
     parsed: Any = None
+    # Why the answer's generation stopped, as its provider said ("stop", "length", ...).
+    finish_reason: str | None = None
     model: str | None = None
     tier: str | None = None
     provider: str | None = None

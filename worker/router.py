@@ -305,6 +305,7 @@ class Router:
         result = JobResult(
             job_id=record.job_id, status=status, error=error,  # type: ignore[arg-type]
             content=generated.response.content if generated else None, parsed=parsed,
+            finish_reason=generated.response.finish_reason if generated else None,
             model=generated.candidate.model.name if generated else None,
             tier=generated.candidate.tier_name if generated else None,
             provider=generated.attempt.provider if generated else None,

@@ -75,7 +75,7 @@ def _response(result: JobResult, created: int | None) -> dict[str, Any]:
             "index": 0,
             "message": {"role": "assistant", "content": result.content},
             "logprobs": None,
-            "finish_reason": "stop",
+            "finish_reason": result.finish_reason or "stop",
         }],
         "usage": {
             "prompt_tokens": result.tokens_in,

@@ -65,6 +65,19 @@ def test_a_batch_file_gives_one_output_line_per_input_line(
     assert not (tmp_path / "out.errors.jsonl").exists()
 
 
+def test_an_output_line_says_why_its_answer_stopped(worker: RunningWorker, tmp_path: Path) -> None:
+    # Given one line with room for its answer and one cut to 2 output tokens
+    source = write_jsonl(tmp_path / "in.jsonl", [
+        openai_line("roomy", "hello", max_tokens=256), openai_line("cut", "hello", max_tokens=2)])
+
+    run_file(source, tmp_path / "out.jsonl", app=worker.app)
+
+    records = {r["custom_id"]: r for r in read_jsonl(tmp_path / "out.jsonl")}
+    reasons = {cid: r["response"]["body"]["choices"][0]["finish_reason"] for cid, r in records.items()}
+    assert reasons == {"roomy": "stop", "cut": "length"}
+    assert records["cut"]["response"]["body"]["usage"]["completion_tokens"] == 2
+
+
 def test_bad_lines_land_in_the_errors_file_with_their_numbers_and_the_batch_goes_on(
     worker: RunningWorker, tmp_path: Path
 ) -> None:

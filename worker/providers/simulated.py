@@ -145,7 +145,9 @@ class SimulatedProvider:
         # Usage as a provider would bill it; an estimate (4 characters a token) keeps the
         # simulator from encoding every conversation a second time.
         tokens_in = sum(len(m["content"]) // 4 + 4 for m in request.messages)
-        tokens_out = min(self._counter.text(content), request.max_output_tokens)
+        tokens_out = self._counter.text(content)
+        if tokens_out > request.max_output_tokens:
+            return ChatResponse(content, tokens_in, request.max_output_tokens, "length")
         return ChatResponse(content, tokens_in, tokens_out, "stop")
 
     def _failure(self, behaviour: Behaviour, rng: random.Random) -> tuple[str, float | None] | None:
