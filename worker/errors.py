@@ -7,21 +7,19 @@ TierlineError
 │  │                  MalformedResponse
 │  ├─ ConfigurationError: AuthenticationFailed, UnknownModel
 │  └─ BadRequest: ContextTooLong, InvalidRequest
-├─ QualityRejected (.reason)
-├─ BudgetExhausted (.attempts)
 ├─ CatalogError
 ├─ SchemaRegistryError
 └─ InvalidJob (.code)
 ```
 
 The fallback loop catches exactly the kinds it handles: TransientError and
-ConfigurationError move on to the next candidate, BadRequest ends the job.
+ConfigurationError move on to the next candidate, BadRequest ends the job. A poor
+answer and a spent attempt budget are not errors here but decisions the router returns
+(`Escalate`, or a failed JobResult with code ``quality`` / ``budget_exhausted``).
 Messages never carry a key, a token or a prompt.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 
 class TierlineError(Exception):
@@ -93,22 +91,6 @@ class ContextTooLong(BadRequest):
 
 class InvalidRequest(BadRequest):
     code = "invalid_request"
-
-
-class QualityRejected(TierlineError):
-    code = "quality"
-
-    def __init__(self, message: str, *, reason: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-class BudgetExhausted(TierlineError):
-    code = "budget_exhausted"
-
-    def __init__(self, message: str, *, attempts: list[Any]) -> None:
-        super().__init__(message)
-        self.attempts = attempts
 
 
 class CatalogError(TierlineError):

@@ -94,7 +94,3 @@ class RoutingState:
             if value is not None and pttl > 0:
                 out[model] = BusyFlag(value.decode(), pttl / 1000)
         return out
-
-    def clear(self, models: Sequence[str]) -> None:
-        """Remove the flags of `models` (operators, tests)."""
-        self._redis.delete(*[self._keys.busy(m) for m in models])
