@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 from pathlib import Path
 
 import mistral_common
@@ -10,6 +12,7 @@ from mistral_common.tokens.tokenizers.tekken import Tekkenizer
 
 from worker.tokens import PER_MESSAGE_TOKENS, TokenCounter
 
+O200K_URL = "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken"
 TEXTS = ["Hello there!", "Combien coûte un billet pour Paris ? 😊", "def f(x):\n    return x * 2\n" * 40]
 
 
@@ -60,3 +63,18 @@ def test_openai_encoding_missing_from_the_cache_is_refused_without_a_download(
         TokenCounter("tiktoken:o200k_base").warm()
     assert str(tmp_path) in str(caught.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_tiktoken_cache_dir_turns_the_cache_off_and_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the encoding's file where tiktoken's default cache would be, and
+    # TIKTOKEN_CACHE_DIR="", which tiktoken reads as "no cache: download on every load"
+    default_cache = tmp_path / "data-gym-cache"
+    default_cache.mkdir()
+    (default_cache / hashlib.sha1(O200K_URL.encode()).hexdigest()).write_bytes(b"cached")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "")
+    # Then the encoding is refused rather than downloaded
+    with pytest.raises(ValueError, match="not in tiktoken's cache"):
+        TokenCounter("tiktoken:o200k_base").warm()

@@ -99,12 +99,11 @@ _OPENAI_FILES = {
 
 
 def tiktoken_cache_dir() -> str:
-    """Where tiktoken keeps downloaded encodings (its own rule)."""
-    return (
-        os.environ.get("TIKTOKEN_CACHE_DIR")
-        or os.environ.get("DATA_GYM_CACHE_DIR")
-        or os.path.join(tempfile.gettempdir(), "data-gym-cache")
-    )
+    """Where tiktoken keeps downloaded encodings (its own rule); "" when caching is off."""
+    for name in ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR"):
+        if name in os.environ:
+            return os.environ[name]
+    return os.path.join(tempfile.gettempdir(), "data-gym-cache")
 
 
 def _require_cached(name: str) -> None:
@@ -112,8 +111,10 @@ def _require_cached(name: str) -> None:
     url = _OPENAI_FILES.get(name)
     if url is None:
         raise ValueError(f"unknown OpenAI encoding {name!r}; known: {sorted(_OPENAI_FILES)}")
-    path = os.path.join(tiktoken_cache_dir(), hashlib.sha1(url.encode()).hexdigest())
-    if not os.path.exists(path):
+    # An empty cache directory turns tiktoken's cache off: it would download every time.
+    cache = tiktoken_cache_dir()
+    path = os.path.join(cache, hashlib.sha1(url.encode()).hexdigest())
+    if not cache or not os.path.exists(path):
         raise ValueError(
             f"OpenAI encoding {name!r} is not in tiktoken's cache ({tiktoken_cache_dir()}) and tierline "
             "never downloads at run time: put the file there (TIKTOKEN_CACHE_DIR) or use 'mistral:tekken_240911'"
