@@ -117,7 +117,7 @@ def summary_table(results: list[JobResult], catalog: Catalog) -> Table:
         p95 = statistics.quantiles(latencies, n=20)[-1]
         table.add_row("processing latency p50 / p95", f"{statistics.median(latencies):.0f} ms / {p95:.0f} ms")
     cost = sum(r.cost_usd for r in results)
-    all_large = sum(large.cost_usd(r.tokens_in, r.tokens_out) for r in results)
+    all_large = sum(large.cost_usd(*r.answer_tokens) for r in results)
     saving = f" ({1 - cost / all_large:.0%} saved)" if all_large else ""
     table.add_row("total cost", f"${cost:.4f}")
     table.add_row("same tokens, all on the large tier", f"${all_large:.4f}{saving}")

@@ -105,6 +105,8 @@ class Attempt(BaseModel):
     tokens_out: int = 0
     cost_usd: float = 0.0
     level: int = 0
+    # The quality check this generation failed: its answer was not the one used.
+    rejected: str | None = None
 
 
 class Escalation(BaseModel):
@@ -154,6 +156,14 @@ class JobResult(BaseModel):
     @property
     def ok(self) -> bool:
         return self.status == "succeeded"
+
+    @property
+    def answer_tokens(self) -> tuple[int, int]:
+        """Tokens in and out of the generations whose answers make the result (the last one
+        when every answer was rejected): what one call to a stronger model would have taken."""
+        made = [a for a in self.attempts if a.outcome == "ok"]
+        used = [a for a in made if a.rejected is None] or made[-1:]
+        return sum(a.tokens_in for a in used), sum(a.tokens_out for a in used)
 
     @property
     def fallbacks(self) -> int:

@@ -140,6 +140,7 @@ def assert_merged_by_the_schema_rules(result: JobResult, schema: dict) -> None:
     """The simulator answers two list items per chunk: a merge concatenates them."""
     generations = [a for a in result.attempts if a.outcome == "ok"]
     assert len(generations) == (result.chunks or 0) + len(result.escalations)
+    assert len([a for a in generations if a.rejected is None]) == result.chunks
     if schema is CONTRACT:
         assert len(result.parsed["parties"]) == 2 * (result.chunks or 0)
     assert result.cost_usd == pytest.approx(sum(a.cost_usd for a in result.attempts))

@@ -47,6 +47,9 @@ def test_refusal_on_small_is_requeued_and_answered_by_medium_under_the_same_id(w
     assert (result.tier, result.model) == ("medium", MEDIUM)
     assert result.content is not None and result.content.startswith(f"Answer from {MEDIUM}")
     assert [(a.model, a.outcome, a.level) for a in result.attempts] == [(SMALL, "ok", 0), (MEDIUM, "ok", 1)]
+    # Each generation says whether its answer was rejected, and by which check
+    assert [a.rejected for a in result.attempts] == ["refusal", None]
+    assert result.answer_tokens == (result.attempts[1].tokens_in, result.attempts[1].tokens_out)
     [escalation] = result.escalations
     assert (escalation.from_tier, escalation.to_tier, escalation.check) == ("small", "medium", "refusal")
     assert "i'm sorry, but i can't" in escalation.reason
@@ -74,6 +77,8 @@ def test_a_schema_nothing_satisfies_fails_with_reason_quality_after_the_bound(wo
     assert [a.tier for a in result.attempts] == ["small", "medium", "large"]
     assert [e.to_tier for e in result.escalations] == ["medium", "large", None]
     assert {e.check for e in result.escalations} == {"schema_mismatch"}
+    assert [a.rejected for a in result.attempts] == ["schema_mismatch"] * 3
+    assert result.answer_tokens == (result.attempts[-1].tokens_in, result.attempts[-1].tokens_out)
     assert result.cost_usd == pytest.approx(sum(a.cost_usd for a in result.attempts))
 
 

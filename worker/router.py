@@ -260,6 +260,7 @@ class Router:
         if job.pin_model is None and carry.level < self._config.max_escalations:
             stronger = stronger_tier(route, generated.candidate.tier, self.catalog, available=self._providers.keys())
         to_tier = self.catalog.tiers[stronger].name if stronger is not None else None
+        generated.attempt.rejected = verdict.check
         carry.escalations.append(Escalation(
             from_tier=generated.candidate.tier_name, to_tier=to_tier,
             model=generated.candidate.model.name, check=verdict.check, reason=verdict.reason,

@@ -61,7 +61,7 @@ class BatchSummary:
         if result.ok:
             self.tiers[result.tier or "?"] += 1
             if self.large is not None:
-                self.large_cost_usd += self.large.cost_usd(result.tokens_in, result.tokens_out)
+                self.large_cost_usd += self.large.cost_usd(*result.answer_tokens)
 
     def table(self, progress: BatchProgress) -> Table:
         """The summary as a rich table."""

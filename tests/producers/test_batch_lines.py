@@ -14,7 +14,8 @@ from producers.batch.identity import job_id
 from producers.batch.lines import BadLine, BatchLine, parse_line
 from producers.batch.records import LineOutcome, output_record
 from producers.batch.source import LineSource
-from tasks.schemas import ErrorInfo, JobResult
+from producers.batch.summary import BatchSummary, Price
+from tasks.schemas import Attempt, ErrorInfo, JobResult
 
 HELLO = [{"role": "user", "content": "hello"}]
 
@@ -171,3 +172,19 @@ def test_a_succeeded_line_has_the_openai_batch_output_shape_and_routing_fields()
     assert body["usage"] == {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
     assert body["created"] == 7 and body["object"] == "chat.completion"
     assert record["tierline"]["tier"] == "small" and record["tierline"]["cost_usd"] == 0.5
+
+
+def test_the_all_large_comparison_prices_only_the_answer_that_was_used() -> None:
+    # Given a line answered by medium after small's answer was rejected
+    small = Attempt(model="s", tier="small", provider="p", outcome="ok", latency_ms=1, tokens_in=1000,
+                    tokens_out=500, cost_usd=0.001, rejected="refusal")
+    medium = Attempt(model="m", tier="medium", provider="p", outcome="ok", latency_ms=1, tokens_in=1000,
+                     tokens_out=200, cost_usd=0.002, level=1)
+    result = JobResult(job_id="j", status="succeeded", tier="medium", attempts=[small, medium],
+                       tokens_in=2000, tokens_out=700, cost_usd=0.003)
+    summary = BatchSummary(large=Price("large", usd_per_mtok_in=2.0, usd_per_mtok_out=6.0))
+    # When it is tallied
+    summary.add(LineOutcome(line=1, custom_id="c", job_id="j", result=result))
+    # Then all-large is one large call on medium's tokens, not on both generations'
+    assert summary.large_cost_usd == pytest.approx((1000 * 2.0 + 200 * 6.0) / 1e6)
+    assert summary.cost_usd == pytest.approx(0.003)
