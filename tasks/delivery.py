@@ -15,7 +15,7 @@ from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from tasks.schemas import ErrorInfo, JobResult
-from worker import errors
+from worker import errors, keys
 from worker.router import Decision, JobRecord
 from worker.runtime import Runtime
 
@@ -65,11 +65,17 @@ def finishing(job_id: str, step: Callable[[], T]) -> T:
 
 
 def _earlier(task: Task, rt: Runtime, record: JobRecord, delivery: int) -> JobResult | None:
-    """What to answer instead of running again: a stored result, or `worker_lost`."""
+    """What to answer instead of running again: a stored result, `duplicate`, or `worker_lost`."""
     if delivery > 1:
         stored = stored_result(task, record.job_id)
         if stored is not None:
             return stored
+        if task.backend.client.exists(keys.collected(record.job_id)):
+            return rt.router.failed(record, ErrorInfo(
+                code="duplicate",
+                message="this job already finished and its producer collected the result; "
+                "this copy was not run",
+            ))
     if delivery > rt.settings.max_deliveries:
         return rt.router.failed(record, ErrorInfo(
             code="worker_lost",

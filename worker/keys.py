@@ -11,6 +11,14 @@ results expire after ``TIERLINE_RESULT_EXPIRES_S``.
 | <prefix>deliveries:<job id>:<level>  | delivery count         | DELIVERIES_TTL_S      |
 | <prefix>metrics                      | hash of counters       | METRICS_TTL_S         |
 | <prefix>sim:script                   | JSON simulation script | SIM_SCRIPT_TTL_S      |
+| tierline-collected-<job id>          | "1"                    | COLLECTED_TTL_S       |
+
+The `collected` marker lives on the result backend's Redis, beside Celery's own
+``celery-task-meta-<id>`` results, and like them it does not take the routing prefix.
+A batch producer that has written a result to its output file deletes the stored result
+and leaves a `collected` marker instead (a few bytes, not the whole JobResult), so a
+million-line batch does not keep a million results in Redis for a day; a late duplicate
+of that job finds the marker and is not run again.
 """
 
 from __future__ import annotations
@@ -24,6 +32,13 @@ CONFIG_TTL_S = 900
 DELIVERIES_TTL_S = 86_400
 METRICS_TTL_S = 7 * 86_400
 SIM_SCRIPT_TTL_S = 86_400
+COLLECTED_TTL_S = 86_400
+COLLECTED_PREFIX = "tierline-collected-"
+
+
+def collected(job_id: str) -> str:
+    """The marker a batch producer leaves for a result it wrote out and deleted."""
+    return f"{COLLECTED_PREFIX}{job_id}"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ the order they finish. `handle.progress` counts as it goes.
 from __future__ import annotations
 
 import time
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,7 +89,8 @@ class BatchHandle(AbstractContextManager["BatchHandle"]):
         self._scope = scope
         self._route = route
         self._skip = skip
-        self._window = Window(capacity=window, sender=sender_app(app), store=ResultStore(app))
+        self._store = ResultStore(app)
+        self._window = Window(capacity=window, sender=sender_app(app), store=self._store)
         self._started = False
 
     def results(self) -> Iterator[LineOutcome]:
@@ -147,6 +148,10 @@ class BatchHandle(AbstractContextManager["BatchHandle"]):
                 continue
             job = {**line.job, "metadata": {"custom_id": line.custom_id, **line.job.get("metadata", {})}}
             yield Ticket(number, line.custom_id, job_id(self._scope, line.custom_id, job), job)
+
+    def release(self, job_ids: Sequence[str]) -> None:
+        """Free the stored results of `job_ids` once they are safely written elsewhere."""
+        self._store.release(job_ids)
 
     def close(self) -> None:
         self._source.close()

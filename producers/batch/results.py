@@ -17,6 +17,7 @@ from celery import Celery, states
 
 from producers.client import _producer_app, to_job_result
 from tasks.schemas import JobResult
+from worker.keys import COLLECTED_TTL_S, collected
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,21 @@ class ResultStore:
     def __init__(self, app: Celery) -> None:
         self._backend = app.backend
         self._client = app.backend.client
+
+    def release(self, job_ids: Sequence[str], *, ttl_s: int = COLLECTED_TTL_S) -> None:
+        """Delete the stored results of `job_ids` (written out by now), leaving a marker each.
+
+        The marker tells a worker that meets a late duplicate of the job that its result
+        was already delivered, so the duplicate is not run; it costs a few bytes where the
+        result cost a kilobyte or more.
+        """
+        if not job_ids:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.set(collected(job_id), b"1", ex=ttl_s)
+            pipe.delete(self._backend.get_key_for_task(job_id))
+        pipe.execute()
 
     def fetch(self, job_ids: Sequence[str]) -> dict[str, JobResult]:
         """The results of the `job_ids` that are finished; the others are left out."""

@@ -18,6 +18,8 @@ from producers.batch.files import OutputFiles, errors_path_for
 from producers.batch.handle import DEFAULT_WINDOW, BatchHandle, BatchProgress, submit_batch
 from producers.batch.records import LineOutcome
 
+_RELEASE_EVERY = 128
+
 
 class FileBatch:
     """Open with `with`: the resume scan and the duplicate check happen on entry.
@@ -48,11 +50,24 @@ class FileBatch:
         return self._opened()[0].resumed
 
     def run(self) -> Iterator[LineOutcome]:
-        """Run the lines not done yet; each outcome is written before it is yielded."""
+        """Run the lines not done yet; each outcome is written before it is yielded.
+
+        Once written lines are flushed to OUT, their stored results are released in Redis
+        (see `ResultStore.release`), so Redis holds at most a window's worth of results.
+        """
         files, handle = self._opened()
+        written: list[str] = []
         for outcome in handle.results():
             files.write(outcome)
+            if outcome.job_id is not None and outcome.result is not None:
+                written.append(outcome.job_id)
+            if len(written) >= _RELEASE_EVERY:
+                files.flush()
+                handle.release(written)
+                written = []
             yield outcome
+        files.flush()
+        handle.release(written)
 
     def _opened(self) -> tuple[OutputFiles, BatchHandle]:
         if self._files is None or self._handle is None:

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from producers.batch import DuplicateCustomIds, run_file, submit_batch
-from producers.client import submit
+from producers.client import send_job, submit
 from tests.support import ROOT, RunningWorker
+from worker.keys import COLLECTED_TTL_S, collected
 from worker.metrics import read_metrics
 from worker.providers.simulated import Behaviour, Script
 
@@ -203,3 +204,24 @@ def test_an_interrupted_batch_run_again_finishes_every_line_once_and_calls_no_pr
         metrics = read_metrics(w.redis, w.keys.metrics)
     assert metrics["attempts:ok"] == total + 1
     assert metrics["jobs:succeeded"] == total + 1
+
+
+def test_a_written_batch_releases_its_results_and_a_late_duplicate_is_not_run(
+    worker: RunningWorker, tmp_path: Path
+) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [openai_line(f"k{i}", f"keep {i}") for i in range(5)])
+    out = tmp_path / "out.jsonl"
+    run_file(source, out, app=worker.app)
+    records = read_jsonl(out)
+    job_ids = [r["tierline"]["job_id"] for r in records]
+    assert len(job_ids) == 5
+    backend = worker.app.backend
+    # The results are gone from Redis, a small marker each stays behind.
+    assert worker.redis.exists(*[backend.get_key_for_task(j) for j in job_ids]) == 0
+    assert all(0 < worker.redis.ttl(collected(j)) <= COLLECTED_TTL_S for j in job_ids)
+    # A copy of a finished job still queued from an interrupted run: not run again.
+    first_line = json.loads(source.read_text().splitlines()[0])
+    late = send_job({"messages": first_line["body"]["messages"], "job_id": job_ids[0]}, app=worker.app)
+    result = late.result(timeout=20)
+    assert result.error is not None and result.error.code == "duplicate"
+    assert result.attempts == []
