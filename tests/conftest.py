@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from producers.embedded import PrivateRedis
 from tests.llm_server import LLMServer
-from tests.support import RunningWorker, running_worker
+from tests.support import RunningWorker, db_url, running_worker
 
 # Database 0 is left to the user; each worker in a session gets its own database.
 _databases = itertools.count(1)
@@ -37,12 +38,26 @@ def worker_factory(
     tmp: Path = tmp_path_factory.mktemp("workers")
 
     def start(**kwargs: Any) -> AbstractContextManager[RunningWorker]:
-        # With a user's REDIS_URL only 16 databases may exist: workers here never
-        # overlap in time for long, and each flushes its database before it starts.
-        db = next(_databases) % (255 if not os.environ.get("REDIS_URL") else 15) + 1
-        return running_worker(redis_base_url, db, tmp, **kwargs)
+        return running_worker(redis_base_url, _next_database(), tmp, **kwargs)
 
     return start
+
+
+def _next_database() -> int:
+    # With a user's REDIS_URL only 16 databases may exist: users of one never overlap
+    # in time for long, and each flushes its database before it starts.
+    return next(_databases) % (255 if not os.environ.get("REDIS_URL") else 15) + 1
+
+
+@pytest.fixture
+def idle_db_url(redis_base_url: str) -> Iterator[str]:
+    """A flushed Redis database that no worker consumes from."""
+    url = db_url(redis_base_url, _next_database())
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()
 
 
 @pytest.fixture(scope="module")

@@ -19,11 +19,13 @@ from celery import Celery
 from producers.batch.census import take_census
 from producers.batch.identity import job_id, scope_of
 from producers.batch.lines import BadLine, RawLine, parse_line
+from producers.batch.queued import queued_job_ids
 from producers.batch.records import LineOutcome
 from producers.batch.results import ResultStore, sender_app
 from producers.batch.source import LineSource
 from producers.batch.window import Ticket, Window
 from producers.client import producer_app
+from tasks.schemas import QUEUE_CONVERSATIONS
 
 DEFAULT_WINDOW = 256
 _POLL_MIN_S = 0.005
@@ -90,7 +92,8 @@ class BatchHandle(AbstractContextManager["BatchHandle"]):
         self._route = route
         self._skip = skip
         self._store = ResultStore(app)
-        self._window = Window(capacity=window, sender=sender_app(app), store=self._store)
+        queued = queued_job_ids(app, QUEUE_CONVERSATIONS)
+        self._window = Window(capacity=window, sender=sender_app(app), store=self._store, queued=queued)
         self._started = False
 
     def results(self) -> Iterator[LineOutcome]:

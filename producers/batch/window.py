@@ -3,7 +3,8 @@
 A million-line file never puts more than `capacity` of its jobs on the broker at once,
 and the producer holds only their line numbers and custom_ids. Before a job is sent its
 result is looked up: a job that a previous run sent and the worker finished is collected
-without sending it again.
+without sending it again, and one whose message still waits on the broker is only
+waited for.
 """
 
 from __future__ import annotations
@@ -33,12 +34,16 @@ class Ticket:
 class Window:
     """The jobs in flight, sent through `sender`, collected from `store`."""
 
-    def __init__(self, *, capacity: int, sender: Celery, store: ResultStore) -> None:
+    def __init__(
+        self, *, capacity: int, sender: Celery, store: ResultStore, queued: frozenset[str] = frozenset()
+    ) -> None:
+        """queued: job ids whose messages already wait on the broker (an earlier run's)."""
         if capacity < 1:
             raise ValueError(f"the window holds at least one job, got {capacity}")
         self.capacity = capacity
         self._sender = sender
         self._store = store
+        self._queued = queued
         self._flying: dict[str, tuple[int, str]] = {}
 
     def __len__(self) -> int:
@@ -56,7 +61,8 @@ class Window:
             if ticket.job_id in done:
                 outcomes.append(_outcome(ticket.job_id, (ticket.line, ticket.custom_id), done))
                 continue
-            send_job({**ticket.job, "job_id": ticket.job_id}, app=self._sender)
+            if ticket.job_id not in self._queued:
+                send_job({**ticket.job, "job_id": ticket.job_id}, app=self._sender)
             self._flying[ticket.job_id] = (ticket.line, ticket.custom_id)
         return outcomes
 

@@ -14,9 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from producers.batch import DuplicateCustomIds, run_file, submit_batch
-from producers.client import send_job, submit
+from producers.batch.queued import queued_job_ids
+from producers.batch.window import Ticket
+from producers.client import _producer_app, send_job, submit
+from tasks.schemas import QUEUE_CONVERSATIONS
 from tests.support import ROOT, RunningWorker
 from worker.keys import COLLECTED_TTL_S, collected
 from worker.metrics import read_metrics
@@ -225,3 +229,27 @@ def test_a_written_batch_releases_its_results_and_a_late_duplicate_is_not_run(
     result = late.result(timeout=20)
     assert result.error is not None and result.error.code == "duplicate"
     assert result.attempts == []
+
+
+def test_a_resumed_batch_does_not_send_again_a_job_still_waiting_on_the_broker(
+    idle_db_url: str, tmp_path: Path
+) -> None:
+    # No worker consumes this database: what an interrupted run sent still waits.
+    url = idle_db_url
+    client = redis.Redis.from_url(url)
+    app = _producer_app(url, url)
+    source = write_jsonl(tmp_path / "in.jsonl", [openai_line(f"w{i}", f"wait {i}") for i in range(3)])
+    first = submit_batch(source, app=app, window=10)
+    first_ids = {t.job_id for t in first._pending() if isinstance(t, Ticket)}
+    first.close()
+    leftover = sorted(first_ids)[0]
+    send_job({"messages": [{"role": "user", "content": "x"}], "job_id": leftover}, app=app)
+    assert queued_job_ids(app, QUEUE_CONVERSATIONS) == {leftover}
+
+    again = submit_batch(source, app=app, window=10)
+    window = again._window
+    window.admit([t for t in again._pending() if isinstance(t, Ticket)])
+    again.close()
+    # Three lines in flight, two new messages: the waiting one was not sent twice.
+    assert len(window) == 3
+    assert client.llen(QUEUE_CONVERSATIONS) == 1 + 2
