@@ -52,6 +52,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "redis_retry_on_timeout": True,
         "broker_connection_retry_on_startup": True,
         "result_expires": settings.result_expires_s,
+        # A result written while Redis restarts is retried (about 20 s in all), instead
+        # of turning a finished job into a Celery FAILURE.
+        "result_backend_always_retry": True,
+        "result_backend_max_retries": 12,
+        "result_backend_base_sleep_between_retries_ms": 100,
+        "result_backend_max_sleep_between_retries_ms": 2000,
         "worker_max_tasks_per_child": settings.max_tasks_per_child,
         "worker_send_task_events": True,
         "task_send_sent_event": True,
