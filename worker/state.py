@@ -20,6 +20,17 @@ from worker.metrics import Metrics
 log = logging.getLogger(__name__)
 
 # PTTL is -2 for a missing key and -1 for a key without TTL: both are shorter than any ttl.
+# One command for the whole read: count this delivery (KEYS[1], when ARGV[1] is "1"),
+# then every busy flag (KEYS[2..]). One request, one reply to parse.
+_READ = """
+local delivery = 0
+if ARGV[1] == '1' then
+  delivery = redis.call('INCR', KEYS[1])
+  if delivery == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+end
+return {delivery, redis.call('MGET', unpack(KEYS, 2))}
+"""
+
 _EXTEND = """
 local current = redis.call('PTTL', KEYS[1])
 local wanted = tonumber(ARGV[1])
@@ -54,24 +65,21 @@ class RoutingState:
         self._keys = keys
         self._metrics = metrics
         self._extend = client.register_script(_EXTEND)
+        self._read = client.register_script(_READ)
 
     def read(self, models: Sequence[str], *, job_id: str | None = None, level: int = 0) -> Snapshot:
         """Busy flags of `models` and, with `job_id`, count this delivery of escalation `level`."""
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.mget([self._keys.busy(m) for m in models])
-        if job_id is not None:
-            key = self._keys.deliveries(job_id, level)
-            pipe.incr(key)
-            pipe.expire(key, keyspace.DELIVERIES_TTL_S)
+        counter = self._keys.deliveries(job_id, level) if job_id is not None else self._keys.deliveries("-", 0)
+        keys = [counter, *(self._keys.busy(m) for m in models)]
+        args = ["1" if job_id is not None else "0", keyspace.DELIVERIES_TTL_S]
         try:
-            replies = pipe.execute()
+            delivery, flags = self._read(keys=keys, args=args)
         except redis.RedisError as exc:
             self._metrics.incr("state:busy_read_failed")
             log.warning("routing state unreadable, routing as if nothing were busy: %s", exc)
             return Snapshot(frozenset(), 0, healthy=False)
-        busy = frozenset(m for m, flag in zip(models, replies[0], strict=True) if flag is not None)
-        delivery = int(replies[1]) if job_id is not None else 0
-        return Snapshot(busy, delivery, healthy=True)
+        busy = frozenset(m for m, flag in zip(models, flags, strict=True) if flag is not None)
+        return Snapshot(busy, int(delivery), healthy=True)
 
     def mark_busy(self, model: str, *, ttl_s: float, reason: str) -> None:
         """Flag `model` busy for `ttl_s` seconds unless it is already flagged for longer."""
