@@ -34,6 +34,15 @@ def test_models_shows_the_catalog_with_busy_flags(worker: RunningWorker) -> None
     assert "transient:unavailable" in medium and "s left" in medium
 
 
+def test_stats_shows_the_counters_workers_flushed(worker: RunningWorker) -> None:
+    worker.redis.hset(worker.keys.metrics, mapping={"attempts:ok": 7, "quality:refusal": 2})
+    out = run(["stats"], {"REDIS_URL": worker.url, "TIERLINE_KEY_PREFIX": worker.prefix})
+    assert out.returncode == 0, out.stderr
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in out.stdout.splitlines()
+            if line.count("│") == 3}
+    assert rows["attempts:ok"] == "7" and rows["quality:refusal"] == "2"
+
+
 def test_worker_refuses_a_bad_catalog_with_the_line(tmp_path: object) -> None:
     bad = ROOT / "worker" / "catalog.toml"
     path = tmp_path / "tiers.toml"  # type: ignore[operator]
