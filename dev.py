@@ -2,7 +2,7 @@
 """The two commands, on a fresh machine with Python 3.11+ and nothing else.
 
     python3 dev.py demo    # set up .venv, then a worker routes ~200 sample conversations
-    python3 dev.py test    # set up .venv, then run the test suite
+    python3 dev.py test    # set up .venv, then lint (ruff, mypy) and run the test suite
 
 Set-up is idempotent: .venv is created once and re-synced when pyproject.toml changes.
 Any further arguments go to the command (`python3 dev.py test -k plan`).
@@ -49,6 +49,11 @@ def main(argv: list[str]) -> int:
         return 0
     if command == "demo":
         return subprocess.call([str(BIN / "tierline"), "demo", *rest], cwd=ROOT, env=env)
+    if not rest:  # the whole check, as CI runs it; `dev.py test -k plan` runs only pytest
+        for lint in (["ruff", "check", "."], ["mypy"]):
+            code = subprocess.call([str(BIN / lint[0]), *lint[1:]], cwd=ROOT, env=env)
+            if code:
+                return code
     return subprocess.call([str(python), "-m", "pytest", "-q", *rest], cwd=ROOT, env=env)
 
 
