@@ -14,7 +14,7 @@ from rich.console import Console
 
 from producers.batch.command import batch_cli
 from producers.client import submit
-from producers.services import redis_url, worker_command
+from producers.services import WorkerSpec, redis_url, worker_command
 from worker.errors import CatalogError
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -33,8 +33,7 @@ def worker(
         if private:
             console.print(f"private Redis at [bold]{url}[/] (set REDIS_URL={url} for producers)")
         env = dict(os.environ, REDIS_URL=url, TIERLINE_CONCURRENCY=str(concurrency))
-        command = worker_command(concurrency, pool=pool)
-        command[command.index("--loglevel=WARNING")] = "--loglevel=INFO"
+        command = worker_command(WorkerSpec(concurrency=concurrency, pool=pool, loglevel="INFO"))
         try:
             subprocess.run(command, env=env, check=False)
         except KeyboardInterrupt:

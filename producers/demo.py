@@ -22,7 +22,7 @@ from rich.table import Table
 
 from producers.client import JobHandle, _producer_app, send_job, to_job_result
 from producers.samples import mixed
-from producers.services import background_worker, redis_url
+from producers.services import WorkerSpec, background_worker, redis_url
 from tasks.schemas import JobResult
 from worker.catalog import Catalog, load_catalog
 from worker.keys import SIM_SCRIPT_TTL_S, Keys
@@ -60,7 +60,7 @@ def run_demo(*, jobs: int, concurrency: int, seed: int, console: Console) -> int
         env = dict(os.environ, REDIS_URL=url, TIERLINE_SIM_REFRESH_S="0.2",
                    TIERLINE_CONCURRENCY=str(concurrency))
         log_path = Path(tempfile.gettempdir()) / "tierline-demo-worker.log"
-        with background_worker(app, env, concurrency=concurrency, log_path=log_path):
+        with background_worker(app, env, WorkerSpec(concurrency, name="tierline-demo@localhost"), log_path=log_path):
             report = provider_report(settings, catalog)
             mode = (f"providers {report.text}" if report.mode == "real"
                     else "the simulated provider" + report.text.removeprefix("simulated"))

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from celery import Celery
@@ -28,38 +29,64 @@ def redis_url() -> Iterator[tuple[str, bool]]:
         yield server.url, True
 
 
-def worker_command(concurrency: int, *, pool: str = "prefork", name: str = "tierline@%h") -> list[str]:
+@dataclass(frozen=True)
+class WorkerSpec:
+    """How to run one `celery worker` process: the demo's, a benchmark's or a test's."""
+
+    concurrency: int = 2
+    pool: str = "prefork"
+    name: str = "tierline@%h"
+    queues: str = f"{QUEUE_CONVERSATIONS},{QUEUE_EXTRACTION}"
+    app_module: str = "worker"
+    loglevel: str = "WARNING"
+
+
+def worker_command(spec: WorkerSpec) -> list[str]:
     return [
-        sys.executable, "-m", "celery", "-A", "worker", "worker", "-n", name, "-P", pool,
-        "-c", str(concurrency), "-Q", f"{QUEUE_CONVERSATIONS},{QUEUE_EXTRACTION}",
-        "-E", "--without-mingle", "--without-gossip", "--loglevel=WARNING",
+        sys.executable, "-m", "celery", "-A", spec.app_module, "worker", "-n", spec.name, "-P", spec.pool,
+        "-c", str(spec.concurrency), "-Q", spec.queues, "-E", "--without-mingle", "--without-gossip",
+        f"--loglevel={spec.loglevel}",
     ]
 
 
 @contextmanager
 def background_worker(
-    app: Celery, env: Mapping[str, str], *, concurrency: int = 2, log_path: Path | None = None,
-    name: str = "tierline-demo@localhost", timeout_s: float = 60.0,
+    app: Celery, env: Mapping[str, str], spec: WorkerSpec, *, log_path: Path | None = None,
+    cwd: Path | None = None, timeout_s: float = 60.0,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A worker subprocess that answers ping before this yields; stopped on exit."""
-    out = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
-    process = subprocess.Popen(
-        worker_command(concurrency, name=name), env=dict(env), stdout=out,
-        stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    """A worker subprocess that answers ping (through `app`) before this yields; stopped on exit.
+
+    env: its whole environment. log_path: where its output goes (none: discarded).
+    """
+    with open(log_path or os.devnull, "wb") as out:
+        process = subprocess.Popen(
+            worker_command(spec), env=dict(env), stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
+            start_new_session=True,
+        )
     try:
-        deadline = time.monotonic() + timeout_s
-        while not app.control.ping(destination=[name], timeout=0.5):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the worker did not start (see {log_path or 'its log'})")
+        _wait_ready(app, process, spec.name, log_path, timeout_s)
         yield process
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        if log_path:
-            out.close()  # type: ignore[union-attr]
+        stop_process(process)
+
+
+def _wait_ready(
+    app: Celery, process: subprocess.Popen[bytes], name: str, log_path: Path | None, timeout_s: float
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not app.control.ping(destination=[name], timeout=0.5):
+        if process.poll() is not None or time.monotonic() > deadline:
+            tail = log_path.read_text(errors="replace")[-3000:] if log_path else "(no log kept)"
+            raise RuntimeError(f"the worker {name} did not start:\n{tail}")
+
+
+def stop_process(process: subprocess.Popen[bytes], *, timeout_s: float = 20.0) -> None:
+    """SIGTERM the process group (a warm shutdown), SIGKILL it if that takes too long."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +15,7 @@ import redis
 from celery import Celery
 
 from producers.client import _producer_app
+from producers.services import WorkerSpec, background_worker
 from tasks.schemas import QUEUE_CONVERSATIONS, QUEUE_EXTRACTION
 from worker.keys import Keys
 from worker.providers.simulated import Script, publish_script
@@ -103,41 +101,11 @@ def running_worker(
     name = f"test{next(_names)}-{os.getpid()}@localhost"
     prefix = f"t{db}:"
     log_path = tmp / f"{name.split('@')[0]}.log"
-    command = [
-        sys.executable, "-m", "celery", "-A", "worker", "worker", "-n", name, "-P", pool,
-        "-c", str(concurrency), "-Q", queues, "--loglevel=INFO", "-E",
-        "--without-mingle", "--without-gossip",
-    ]
-    with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(
-            command, env=worker_env(url, prefix, env or {}), stdout=log_file,
-            stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
-        )
-    worker = RunningWorker(url, name, process, log_path, prefix)
+    spec = WorkerSpec(concurrency, pool=pool, name=name, queues=queues, loglevel="INFO")
     try:
-        _wait_ready(worker)
-        yield worker
+        with background_worker(_producer_app(url, url), worker_env(url, prefix, env or {}), spec,
+                               log_path=log_path, cwd=ROOT, timeout_s=30) as process:
+            yield RunningWorker(url, name, process, log_path, prefix)
     finally:
-        stop(worker)
         client.flushdb()
         client.close()
-
-
-def _wait_ready(worker: RunningWorker, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if worker.process.poll() is not None:
-            raise RuntimeError(f"worker exited early:\n{worker.log()[-3000:]}")
-        if worker.app.control.ping(destination=[worker.name], timeout=0.5):
-            return
-    raise RuntimeError(f"worker not ready in {timeout_s}s:\n{worker.log()[-3000:]}")
-
-
-def stop(worker: RunningWorker) -> None:
-    if worker.process.poll() is None:
-        os.killpg(worker.process.pid, signal.SIGTERM)
-        try:
-            worker.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.process.pid, signal.SIGKILL)
-            worker.process.wait()

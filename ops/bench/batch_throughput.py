@@ -36,7 +36,7 @@ from rich.table import Table
 from producers.client import _producer_app
 from producers.embedded import PrivateRedis, redis_url_from_env
 from producers.samples import conversation
-from producers.services import background_worker
+from producers.services import WorkerSpec, background_worker
 
 TIERLINE = str(Path(sys.executable).with_name("tierline"))
 
@@ -84,8 +84,8 @@ def measure(url: str, sizes: list[int], concurrency: int, window: int, folder: P
     env = dict(os.environ, REDIS_URL=url, TIERLINE_KEY_PREFIX="bench-batch:",
                TIERLINE_PROVIDER_MODE="simulated", TIERLINE_CONCURRENCY=str(concurrency))
     runs = []
-    with background_worker(app, env, concurrency=concurrency, name="bench-batch@localhost",
-                           log_path=folder / "worker.log"):
+    spec = WorkerSpec(concurrency, name="bench-batch@localhost")
+    with background_worker(app, env, spec, log_path=folder / "worker.log"):
         for size in sizes:
             source = write_file(folder / f"in-{size}.jsonl", size)
             out = folder / f"out-{size}.jsonl"

@@ -29,7 +29,7 @@ from rich.table import Table
 
 from producers.client import _producer_app, send_job, to_job_result
 from producers.samples import mixed
-from producers.services import background_worker, redis_url
+from producers.services import WorkerSpec, background_worker, redis_url
 from tasks.schemas import JobResult
 from worker.catalog import load_catalog
 from worker.keys import Keys
@@ -97,8 +97,8 @@ def main() -> None:
         env = dict(os.environ, REDIS_URL=url, TIERLINE_KEY_PREFIX=PREFIX, TIERLINE_PROVIDER_MODE="simulated",
                    TIERLINE_CONCURRENCY=str(args.concurrency))
         log_path = Path(tempfile.gettempdir()) / "tierline-bench-policies.log"
-        with background_worker(app, env, concurrency=args.concurrency, log_path=log_path,
-                               name="tierline-bench-policies@localhost"):
+        spec = WorkerSpec(args.concurrency, name="tierline-bench-policies@localhost")
+        with background_worker(app, env, spec, log_path=log_path):
             script = Script(models={small: Behaviour(poor_rate=args.poor_rate, poor="refusal")})
             publish_script(app.backend.client, Keys(PREFIX).sim_script, script, ttl_s=3600)
             runs = [run(app, conversations, name, options) for name, options in RUNS.items()]

@@ -13,9 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,6 +25,7 @@ from rich.table import Table
 from producers.client import _producer_app
 from producers.embedded import PrivateRedis, redis_url_from_env
 from producers.samples import conversation, mixed
+from producers.services import WorkerSpec, background_worker
 from tasks.schemas import QUEUE_CONVERSATIONS, TASK_COMPLETE
 
 NOOP = "bench.noop"  # ops/bench/noop_app.py (imported only inside the worker)
@@ -35,23 +33,14 @@ NOOP = "bench.noop"  # ops/bench/noop_app.py (imported only inside the worker)
 
 @contextmanager
 def bench_worker(url: str, concurrency: int) -> Iterator[Celery]:
-    name = f"bench-{uuid.uuid4().hex[:6]}@localhost"
+    """The worker app plus the no-op task (ops/bench/noop_app.py), on the conversations queue."""
     env = dict(os.environ, REDIS_URL=url, TIERLINE_KEY_PREFIX="bench:", TIERLINE_CONCURRENCY=str(concurrency))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "ops.bench.noop_app", "worker", "-n", name, "-c", str(concurrency),
-         "-Q", QUEUE_CONVERSATIONS, "--without-mingle", "--without-gossip", "--loglevel=WARNING", "-E"],
-        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    spec = WorkerSpec(concurrency, name=f"bench-{uuid.uuid4().hex[:6]}@localhost", queues=QUEUE_CONVERSATIONS,
+                      app_module="ops.bench.noop_app")
     app = _producer_app(url, url)
     app.conf.task_routes = {NOOP: {"queue": QUEUE_CONVERSATIONS}, TASK_COMPLETE: {"queue": QUEUE_CONVERSATIONS}}
-    try:
-        while not app.control.ping(destination=[name], timeout=0.5):
-            if process.poll() is not None:
-                raise RuntimeError("bench worker exited")
+    with background_worker(app, env, spec):
         yield app
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
 
 
 def run_round(app: Celery, task: str, jobs: list[dict[str, object]]) -> float:
