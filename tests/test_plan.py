@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.catalogs import GPT_4O_MINI, MISTRAL_LARGE, MISTRAL_SMALL, Tier, catalog_toml
 from worker.catalog import Catalog, load_catalog, parse_catalog
 from worker.plan import Route, plan, stronger_tier
 from worker.policies import POLICIES
@@ -86,33 +87,10 @@ def test_pinned_model_that_cannot_fit_gives_an_empty_plan(catalog: Catalog) -> N
 
 
 def test_models_inside_a_tier_are_tried_in_order_before_changing_tier() -> None:
-    mixed = parse_catalog(
-        """
-        [[tiers]]
-        name = "small"
-        max_tokens = 3000
-        [[tiers.models]]
-        name = "mistral-small-latest"
-        provider = "mistral"
-        context_tokens = 32000
-        usd_per_mtok_in = 0.2
-        usd_per_mtok_out = 0.6
-        [[tiers.models]]
-        name = "gpt-4o-mini"
-        provider = "openai"
-        context_tokens = 128000
-        usd_per_mtok_in = 0.15
-        usd_per_mtok_out = 0.6
-        [[tiers]]
-        name = "large"
-        [[tiers.models]]
-        name = "mistral-large-latest"
-        provider = "mistral"
-        context_tokens = 128000
-        usd_per_mtok_in = 2
-        usd_per_mtok_out = 6
-        """
-    )
+    mixed = parse_catalog(catalog_toml(
+        Tier("small", (MISTRAL_SMALL, GPT_4O_MINI), max_tokens=3000),
+        Tier("large", (MISTRAL_LARGE,)),
+    ))
     route = Route(tokens=100, output_tokens=100, start_tier=0)
     assert names(route, mixed) == ["mistral-small-latest", "gpt-4o-mini", "mistral-large-latest"]
     assert names(route, mixed, frozenset({"mistral-small-latest"})) == ["gpt-4o-mini", "mistral-large-latest"]

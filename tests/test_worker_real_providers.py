@@ -16,13 +16,14 @@ from pathlib import Path
 import pytest
 
 from producers.client import submit
+from tests.catalogs import GPT_4O, GPT_4O_MINI, MISTRAL_LARGE, MISTRAL_SMALL, Tier, catalog_toml
 from tests.llm_server import LLMServer
 from tests.support import RunningWorker
 from worker.keys import CONFIG_TTL_S
 
 WorkerFactory = Callable[..., AbstractContextManager[RunningWorker]]
-SMALL, MINI = "mistral-small-latest", "gpt-4o-mini"
-LARGE, BIG = "mistral-large-latest", "gpt-4o"
+SMALL, MINI = MISTRAL_SMALL.name, GPT_4O_MINI.name
+LARGE, BIG = MISTRAL_LARGE.name, GPT_4O.name
 MODELS = (SMALL, MINI, LARGE, BIG)
 HELLO = [{"role": "user", "content": "Summarise the plot of Hamlet in two sentences."}]
 BUDGET = 3
@@ -30,44 +31,10 @@ SMALL_TIMEOUT_S = 1.0
 MISTRAL_KEY = f"sk-test-mistral-{secrets.token_hex(8)}"
 OPENAI_KEY = f"sk-test-openai-{secrets.token_hex(8)}"
 
-CATALOG = f"""
-[[tiers]]
-name = "small"
-max_tokens = 3000
-timeout_s = {SMALL_TIMEOUT_S}
-
-  [[tiers.models]]
-  name = "{SMALL}"
-  provider = "mistral"
-  context_tokens = 32000
-  usd_per_mtok_in = 0.20
-  usd_per_mtok_out = 0.60
-
-  [[tiers.models]]
-  name = "{MINI}"
-  provider = "openai"
-  context_tokens = 128000
-  usd_per_mtok_in = 0.15
-  usd_per_mtok_out = 0.60
-
-[[tiers]]
-name = "large"
-timeout_s = 5.0
-
-  [[tiers.models]]
-  name = "{LARGE}"
-  provider = "mistral"
-  context_tokens = 128000
-  usd_per_mtok_in = 2.00
-  usd_per_mtok_out = 6.00
-
-  [[tiers.models]]
-  name = "{BIG}"
-  provider = "openai"
-  context_tokens = 128000
-  usd_per_mtok_in = 2.50
-  usd_per_mtok_out = 10.00
-"""
+CATALOG = catalog_toml(
+    Tier("small", (MISTRAL_SMALL, GPT_4O_MINI), max_tokens=3000, timeout_s=SMALL_TIMEOUT_S),
+    Tier("large", (MISTRAL_LARGE, GPT_4O), timeout_s=5.0),
+)
 
 
 def real_env(server: LLMServer, catalog: Path, **keys: str) -> dict[str, str]:

@@ -99,21 +99,20 @@ def _process_ending(**_: Any) -> None:
     runtime.shutdown()
 
 
+# Loggers kept at WARNING in a worker: the SDKs' HTTP client logs every request without
+# its job (the router logs each attempt with job, model and outcome), and Celery logs
+# every return value, where an answer may carry user data (the task logs its own summary
+# line: job, status, model, tier, tokens, cost).
+QUIET_LOGGERS = ("httpx2", "celery.app.trace")
+
+
 @signals.after_setup_logger.connect
-def _quiet_http_client(**_: Any) -> None:
-    # The SDKs' HTTP client logs every request at INFO, without the job; the router
-    # already logs each attempt with its job, model and outcome.
-    logging.getLogger("httpx2").setLevel(logging.WARNING)
+def _quiet_loggers(**_: Any) -> None:
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @signals.worker_ready.connect
 def _ready(**_: Any) -> None:
     # worker_init runs before logging is set up: say which providers are in use here.
     runtime.announce()
-
-
-@signals.after_setup_task_logger.connect
-def _quiet_task_results(**_: Any) -> None:
-    # Celery logs every return value at INFO; an answer may carry user data. The task
-    # logs its own summary line (job, status, model, tier, tokens, cost) instead.
-    logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
