@@ -127,6 +127,9 @@ class Carry(BaseModel):
     started_at: float
     attempts: list[Attempt] = Field(default_factory=list)
     escalations: list[Escalation] = Field(default_factory=list)
+    # The conversation's routed count from the first delivery: not counted again.
+    routed_tokens: int | None = None
+    routed_tokens_exact: bool = True
 
 
 class JobResult(BaseModel):

@@ -166,31 +166,35 @@ def split(text: str, budget: int, count: Count) -> list[str]:
         raise ValueError(f"chunk budget must be at least one token, got {budget}")
     if count(text) <= budget:
         return [text]
-    pieces = [(p, count(p)) for p in _pieces(text, budget, count, 0)]
+    pieces = _pieces(text, budget, count, 0)
     return [c for chunk in _pack(pieces, budget) for c in _fit(chunk, budget, count)]
 
 
-def _pieces(text: str, budget: int, count: Count, level: int) -> list[str]:
-    """`text` in pieces of at most `budget` tokens each, cut at boundaries of `level` or finer."""
+def _pieces(text: str, budget: int, count: Count, level: int) -> list[tuple[str, int]]:
+    """`text` in pieces of at most `budget` tokens each, cut at boundaries of `level` or finer,
+    each with its token count (counted once)."""
     if level == len(_BOUNDARIES):
         return _hard_cut(text, budget, count)
-    out: list[str] = []
+    out: list[tuple[str, int]] = []
     for part in (p for p in _BOUNDARIES[level].split(text) if p):
-        if count(part) <= budget:
-            out.append(part)
+        tokens = count(part)
+        if tokens <= budget:
+            out.append((part, tokens))
         else:
             out.extend(_pieces(part, budget, count, level + 1))
     return out
 
 
-def _hard_cut(text: str, budget: int, count: Count) -> list[str]:
+def _hard_cut(text: str, budget: int, count: Count) -> list[tuple[str, int]]:
     """Cut a run without boundaries, each cut shrunk until it fits (or is one character)."""
     out = []
     while text:
         size = min(len(text), budget * 4)
-        while size > 1 and (tokens := count(text[:size])) > budget:
+        tokens = count(text[:size])
+        while size > 1 and tokens > budget:
             size = max(1, min(size - 1, size * budget // tokens))
-        out.append(text[:size])
+            tokens = count(text[:size])
+        out.append((text[:size], tokens))
         text = text[size:]
     return out
 

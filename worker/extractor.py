@@ -74,8 +74,12 @@ class Extractor:
         self._counter = counter
         self._metrics = metrics
 
-    def run(self, job: ExtractionJob, record: JobRecord) -> JobResult:
-        """Extract `job`'s document to one JSON value; raises `InvalidJob` for bad names."""
+    def run(self, job: ExtractionJob, record: JobRecord, busy: frozenset[str]) -> JobResult:
+        """Extract `job`'s document to one JSON value; raises `InvalidJob` for bad names.
+
+        busy: the flags read when the job was delivered, used for its first plan; later
+        chunks and escalations read them again (time has passed).
+        """
         prepared = self._prepare(job, record)
         if isinstance(prepared, ErrorInfo):
             return self._router.failed(record, prepared)
@@ -88,7 +92,7 @@ class Extractor:
         self._metrics.incr("extraction:chunks", total)
         answers = []
         for index in range(total):
-            answer = self._chunk(prepared, record, index)
+            answer = self._chunk(prepared, record, index, busy if index == 0 else None)
             if isinstance(answer, JobResult):
                 return answer.model_copy(update={"chunks": total})
             answers.append(answer)
@@ -120,7 +124,9 @@ class Extractor:
         start = min(max(route.start_tier, route.min_tier), len(catalog.tiers) - 1)
         return min(m.context_tokens for tier in catalog.tiers[start:] for m in tier.models)
 
-    def _chunk(self, prepared: Prepared, record: JobRecord, index: int) -> ChunkAnswer | JobResult:
+    def _chunk(
+        self, prepared: Prepared, record: JobRecord, index: int, busy: frozenset[str] | None
+    ) -> ChunkAnswer | JobResult:
         """One chunk to a valid answer, escalating on failed checks; a failed JobResult ends it."""
         job, total = prepared.job, len(prepared.chunks)
         system, text = chunk_prompt(prepared.system, index, total), prepared.chunks[index]
@@ -132,7 +138,10 @@ class Extractor:
             route = Route(tokens=tokens, output_tokens=job.max_output_tokens,
                           start_tier=prepared.route.start_tier, min_tier=record.carry.min_tier,
                           pin_model=job.pin_model)
-            chosen = self._router.plan_for(route, self._state.read(self._router.catalog.model_names).busy)
+            if busy is None:
+                busy = self._state.read(self._router.catalog.model_names).busy
+            chosen = self._router.plan_for(route, busy)
+            busy = None
             if chosen.empty:
                 why = self._router.no_fit(route)
                 return self._router.failed(record, ErrorInfo(code=why.code, message=f"{where}: {why.message}"))

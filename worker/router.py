@@ -143,8 +143,7 @@ class Router:
         min_tier = max(self._tier(job.min_tier), record.carry.min_tier)
         if job.critical:
             min_tier = len(self.catalog.tiers) - 1
-        small = self.catalog.tiers[0].max_tokens
-        record.routed = self._counter.conversation([m.content for m in job.messages], bound=small)
+        record.routed = self._count(job, record.carry)
         record.policy = policy_name
         return Route(
             tokens=record.routed.tokens,
@@ -153,6 +152,15 @@ class Router:
             min_tier=min_tier,
             pin_model=job.pin_model,
         )
+
+    def _count(self, job: Job, carry: Carry) -> TokenCount:
+        """The routed count: carried by a re-queued job, else counted (and carried) now."""
+        if carry.routed_tokens is not None:
+            return TokenCount(carry.routed_tokens, carry.routed_tokens_exact)
+        small = self.catalog.tiers[0].max_tokens
+        count = self._counter.conversation([m.content for m in job.messages], bound=small)
+        carry.routed_tokens, carry.routed_tokens_exact = count.tokens, count.exact
+        return count
 
     def generate(self, job: Job, chosen: Plan, record: JobRecord) -> Generation | ErrorInfo:
         """Try the plan's candidates (then again from the top) within the attempt budget."""
