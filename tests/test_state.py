@@ -44,7 +44,7 @@ def state(client: redis.Redis) -> RoutingState:
 def test_failure_sets_a_flag_with_its_ttl(state: RoutingState, client: redis.Redis) -> None:
     state.mark_busy(MODELS[0], ttl_s=60, reason="transient:unavailable")
     assert 59_000 < client.pttl(Keys("state-test:").busy(MODELS[0])) <= 60_000
-    assert state.read(MODELS).busy == {MODELS[0]}
+    assert state.busy(MODELS) == {MODELS[0]}
 
 
 def test_repeat_failure_extends_a_flag_and_never_shortens_it(state: RoutingState, client: redis.Redis) -> None:
@@ -59,7 +59,7 @@ def test_repeat_failure_extends_a_flag_and_never_shortens_it(state: RoutingState
 
 def test_flags_and_delivery_count_come_back_in_one_round_trip(state: RoutingState) -> None:
     state.mark_busy(MODELS[2], ttl_s=10, reason="transient:timeout")
-    state.read(MODELS)  # warm the connection
+    state.busy(MODELS)  # warm the connection
     before = CountingConnection.sent
     snapshot = state.read(MODELS, job_id="job-1", level=0)
     assert CountingConnection.sent - before == 1

@@ -139,7 +139,7 @@ class Extractor:
                           start_tier=prepared.route.start_tier, min_tier=record.carry.min_tier,
                           pin_model=job.pin_model)
             if busy is None:
-                busy = self._state.read(self._router.catalog.model_names).busy
+                busy = self._state.busy(self._router.catalog.model_names)
             chosen = self._router.plan_for(route, busy)
             busy = None
             if chosen.empty:

@@ -20,14 +20,11 @@ from worker.metrics import Metrics
 log = logging.getLogger(__name__)
 
 # PTTL is -2 for a missing key and -1 for a key without TTL: both are shorter than any ttl.
-# One command for the whole read: count this delivery (KEYS[1], when ARGV[1] is "1"),
-# then every busy flag (KEYS[2..]). One request, one reply to parse.
+# One command for a delivery's whole read: count it (KEYS[1], expiring after ARGV[1]
+# seconds), then every busy flag (KEYS[2..]). One request, one reply to parse.
 _READ = """
-local delivery = 0
-if ARGV[1] == '1' then
-  delivery = redis.call('INCR', KEYS[1])
-  if delivery == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-end
+local delivery = redis.call('INCR', KEYS[1])
+if delivery == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return {delivery, redis.call('MGET', unpack(KEYS, 2))}
 """
 
@@ -67,19 +64,28 @@ class RoutingState:
         self._extend = client.register_script(_EXTEND)
         self._read = client.register_script(_READ)
 
-    def read(self, models: Sequence[str], *, job_id: str | None = None, level: int = 0) -> Snapshot:
-        """Busy flags of `models` and, with `job_id`, count this delivery of escalation `level`."""
-        counter = self._keys.deliveries(job_id, level) if job_id is not None else self._keys.deliveries("-", 0)
-        keys = [counter, *(self._keys.busy(m) for m in models)]
-        args = ["1" if job_id is not None else "0", keyspace.DELIVERIES_TTL_S]
+    def read(self, models: Sequence[str], *, job_id: str, level: int = 0) -> Snapshot:
+        """Count this delivery of `job_id` at escalation `level` and read the flags of `models`."""
+        keys = [self._keys.deliveries(job_id, level), *(self._keys.busy(m) for m in models)]
         try:
-            delivery, flags = self._read(keys=keys, args=args)
+            delivery, flags = self._read(keys=keys, args=[keyspace.DELIVERIES_TTL_S])
         except redis.RedisError as exc:
-            self._metrics.incr("state:busy_read_failed")
-            log.warning("routing state unreadable, routing as if nothing were busy: %s", exc)
+            self._unreadable(exc)
             return Snapshot(frozenset(), 0, healthy=False)
-        busy = frozenset(m for m, flag in zip(models, flags, strict=True) if flag is not None)
-        return Snapshot(busy, int(delivery), healthy=True)
+        return Snapshot(_flagged(models, flags), int(delivery), healthy=True)
+
+    def busy(self, models: Sequence[str]) -> frozenset[str]:
+        """The flagged models among `models` (one MGET), for a plan later in a job's life."""
+        try:
+            flags = self._redis.mget([self._keys.busy(m) for m in models])
+        except redis.RedisError as exc:
+            self._unreadable(exc)
+            return frozenset()
+        return _flagged(models, flags)  # type: ignore[arg-type]
+
+    def _unreadable(self, exc: redis.RedisError) -> None:
+        self._metrics.incr("state:busy_read_failed")
+        log.warning("routing state unreadable, routing as if nothing were busy: %s", exc)
 
     def mark_busy(self, model: str, *, ttl_s: float, reason: str) -> None:
         """Flag `model` busy for `ttl_s` seconds unless it is already flagged for longer."""
@@ -102,3 +108,7 @@ class RoutingState:
             if value is not None and pttl > 0:
                 out[model] = BusyFlag(value.decode(), pttl / 1000)
         return out
+
+
+def _flagged(models: Sequence[str], flags: Sequence[bytes | None]) -> frozenset[str]:
+    return frozenset(m for m, flag in zip(models, flags, strict=True) if flag is not None)

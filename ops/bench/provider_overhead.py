@@ -84,7 +84,7 @@ def _routed(name: str, provider: Provider, client: redis.Redis, counter: TokenCo
 
     def route() -> Any:
         record = JobRecord("bench-job", Carry(started_at=time.time()), deadline=time.monotonic() + 60)
-        snapshot = state.read(catalog.model_names)
+        snapshot = state.read(catalog.model_names, job_id="bench-job")
         return router.route(job, record, snapshot.busy)
 
     return route
