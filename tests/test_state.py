@@ -59,7 +59,7 @@ def test_repeat_failure_extends_a_flag_and_never_shortens_it(state: RoutingState
 
 def test_flags_and_delivery_count_come_back_in_one_round_trip(state: RoutingState) -> None:
     state.mark_busy(MODELS[2], ttl_s=10, reason="transient:timeout")
-    state.busy(MODELS)  # warm the connection
+    state.read(MODELS, job_id="warm-up")  # warm the connection and load the script
     before = CountingConnection.sent
     snapshot = state.read(MODELS, job_id="job-1", level=0)
     assert CountingConnection.sent - before == 1
