@@ -28,11 +28,12 @@ from worker.settings import Settings, get_settings
 def producer_app(settings: Settings | None = None) -> Celery:
     """A Celery app that only sends tasks and reads results (JSON only)."""
     settings = settings or get_settings()
-    return _producer_app(settings.broker, settings.results)
+    return producer_app_for(settings.broker, settings.results)
 
 
 @lru_cache(maxsize=8)
-def _producer_app(broker: str, results: str) -> Celery:
+def producer_app_for(broker: str, results: str) -> Celery:
+    """The producer app for a broker URL and a result-backend URL ("" for none), one per pair."""
     app = Celery("tierline-producer", broker=broker, backend=results, set_as_current=False)
     app.conf.update(
         task_serializer="json", result_serializer="json", accept_content=["json"],

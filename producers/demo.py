@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from producers.client import JobHandle, _producer_app, send_job, to_job_result
+from producers.client import JobHandle, producer_app_for, send_job, to_job_result
 from producers.samples import mixed
 from producers.services import WorkerSpec, background_worker, redis_url
 from tasks.schemas import JobResult
@@ -56,7 +56,7 @@ def run_demo(*, jobs: int, concurrency: int, seed: int, console: Console) -> int
     catalog = load_catalog(settings.catalog_path)
     with redis_url() as (url, private):
         console.print(f"Redis: {'private server at ' + url if private else url}")
-        app = _producer_app(url, url)
+        app = producer_app_for(url, url)
         env = dict(os.environ, REDIS_URL=url, TIERLINE_SIM_REFRESH_S="0.2",
                    TIERLINE_CONCURRENCY=str(concurrency))
         log_path = Path(tempfile.gettempdir()) / "tierline-demo-worker.log"

@@ -14,7 +14,7 @@ from typing import Any
 import redis
 from celery import Celery
 
-from producers.client import _producer_app
+from producers.client import producer_app_for
 from producers.services import WorkerSpec, background_worker
 from tasks.schemas import QUEUE_CONVERSATIONS, QUEUE_EXTRACTION
 from worker.keys import Keys
@@ -44,7 +44,7 @@ class RunningWorker:
 
     @property
     def app(self) -> Celery:
-        return _producer_app(self.url, self.url)
+        return producer_app_for(self.url, self.url)
 
     @property
     def redis(self) -> redis.Redis:
@@ -103,7 +103,7 @@ def running_worker(
     log_path = tmp / f"{name.split('@')[0]}.log"
     spec = WorkerSpec(concurrency, pool=pool, name=name, queues=queues, loglevel="INFO")
     try:
-        with background_worker(_producer_app(url, url), worker_env(url, prefix, env or {}), spec,
+        with background_worker(producer_app_for(url, url), worker_env(url, prefix, env or {}), spec,
                                log_path=log_path, cwd=ROOT, timeout_s=30) as process:
             yield RunningWorker(url, name, process, log_path, prefix)
     finally:

@@ -33,7 +33,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from producers.client import _producer_app
+from producers.client import producer_app_for
 from producers.embedded import PrivateRedis, redis_url_from_env
 from producers.samples import conversation
 from producers.services import WorkerSpec, background_worker
@@ -80,7 +80,7 @@ def run_producer(url: str, source: Path, out: Path, *, window: int, kind: str, l
 
 
 def measure(url: str, sizes: list[int], concurrency: int, window: int, folder: Path) -> list[Run]:
-    app = _producer_app(url, url)
+    app = producer_app_for(url, url)
     env = dict(os.environ, REDIS_URL=url, TIERLINE_KEY_PREFIX="bench-batch:",
                TIERLINE_PROVIDER_MODE="simulated", TIERLINE_CONCURRENCY=str(concurrency))
     runs = []

@@ -27,7 +27,7 @@ from celery import Celery
 from rich.console import Console
 from rich.table import Table
 
-from producers.client import _producer_app, send_job, to_job_result
+from producers.client import producer_app_for, send_job, to_job_result
 from producers.samples import mixed
 from producers.services import WorkerSpec, background_worker, redis_url
 from tasks.schemas import JobResult
@@ -93,7 +93,7 @@ def main() -> None:
     small = catalog.tiers[0].models[0].name
     conversations = mixed(args.jobs, seed=args.seed)
     with redis_url() as (url, _private):
-        app = _producer_app(url, url)
+        app = producer_app_for(url, url)
         env = dict(os.environ, REDIS_URL=url, TIERLINE_KEY_PREFIX=PREFIX, TIERLINE_PROVIDER_MODE="simulated",
                    TIERLINE_CONCURRENCY=str(args.concurrency))
         log_path = Path(tempfile.gettempdir()) / "tierline-bench-policies.log"

@@ -22,7 +22,7 @@ from celery import Celery
 from rich.console import Console
 from rich.table import Table
 
-from producers.client import _producer_app
+from producers.client import producer_app_for
 from producers.embedded import PrivateRedis, redis_url_from_env
 from producers.samples import conversation, mixed
 from producers.services import WorkerSpec, background_worker
@@ -37,7 +37,7 @@ def bench_worker(url: str, concurrency: int) -> Iterator[Celery]:
     env = dict(os.environ, REDIS_URL=url, TIERLINE_KEY_PREFIX="bench:", TIERLINE_CONCURRENCY=str(concurrency))
     spec = WorkerSpec(concurrency, name=f"bench-{uuid.uuid4().hex[:6]}@localhost", queues=QUEUE_CONVERSATIONS,
                       app_module="ops.bench.noop_app")
-    app = _producer_app(url, url)
+    app = producer_app_for(url, url)
     app.conf.task_routes = {NOOP: {"queue": QUEUE_CONVERSATIONS}, TASK_COMPLETE: {"queue": QUEUE_CONVERSATIONS}}
     with background_worker(app, env, spec):
         yield app

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import redis
 from celery import Celery, states
 
-from producers.client import _producer_app, to_job_result
+from producers.client import producer_app_for, to_job_result
 from tasks.schemas import JobResult
 from worker.keys import COLLECTED_TTL_S, collected
 
@@ -27,7 +27,7 @@ _RETRY_PAUSES_S = (0.1, 0.5, 1.0, 2.0, 5.0)
 
 def sender_app(app: Celery) -> Celery:
     """An app that sends to `app`'s broker with no result backend (nothing to subscribe)."""
-    return _producer_app(str(app.conf.broker_url), "")
+    return producer_app_for(str(app.conf.broker_url), "")
 
 
 class ResultStore:

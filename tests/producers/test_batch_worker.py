@@ -19,7 +19,7 @@ import redis
 from producers.batch import DuplicateCustomIds, run_file, submit_batch
 from producers.batch.queued import queued_job_ids
 from producers.batch.window import Ticket
-from producers.client import _producer_app, send_job, submit
+from producers.client import producer_app_for, send_job, submit
 from tasks.schemas import QUEUE_CONVERSATIONS
 from tests.support import ROOT, RunningWorker
 from worker.keys import COLLECTED_TTL_S, collected
@@ -237,7 +237,7 @@ def test_a_resumed_batch_does_not_send_again_a_job_still_waiting_on_the_broker(
     # No worker consumes this database: what an interrupted run sent still waits.
     url = idle_db_url
     client = redis.Redis.from_url(url)
-    app = _producer_app(url, url)
+    app = producer_app_for(url, url)
     source = write_jsonl(tmp_path / "in.jsonl", [openai_line(f"w{i}", f"wait {i}") for i in range(3)])
     first = submit_batch(source, app=app, window=10)
     first_ids = {t.job_id for t in first._pending() if isinstance(t, Ticket)}
