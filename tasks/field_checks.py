@@ -2,26 +2,29 @@
 
 Used as pydantic validators on the job contracts, so that a job carrying an unusable
 schema or pattern is rejected when it is parsed (an `InvalidJob` with a clear code),
-never later as a crash in the worker or as a quality failure of every model.
+never later as a crash in the worker or as a quality failure of every model. A schema
+may only refer to itself (`worker.schema_refs`) and every pattern must be one RE2 runs
+(`worker.patterns`): the error's type is the job's code (``invalid_schema``,
+``remote_ref``, ``invalid_pattern``).
 """
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
-import jsonschema
 from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
+
+from worker import patterns, schema_validation
 
 
 def usable_json_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """`schema` unchanged when it is a valid JSON Schema (its own draft); ValueError if not."""
-    validator = jsonschema.validators.validator_for(schema)
+    """`schema` unchanged when it is a valid JSON Schema (its own draft) that refers only to
+    itself and whose patterns RE2 runs."""
     try:
-        validator.check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        where = exc.json_path if exc.path else "$"
-        raise ValueError(f"not a valid JSON Schema at {where}: {exc.message}") from None
+        schema_validation.check_job_schema(schema)
+    except schema_validation.SchemaRefused as exc:
+        raise PydanticCustomError(exc.code, "{reason}", {"reason": str(exc)}) from None
     return schema
 
 
@@ -33,11 +36,11 @@ def object_json_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def compilable_pattern(pattern: str) -> str:
-    """`pattern` unchanged when Python's `re` compiles it; ValueError if not."""
+    """`pattern` unchanged when RE2 compiles it."""
     try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"not a valid regular expression {pattern!r}: {exc}") from None
+        patterns.compiled(pattern)
+    except patterns.PatternRefused as exc:
+        raise PydanticCustomError("invalid_pattern", "{reason}", {"reason": str(exc)}) from None
     return pattern
 
 

@@ -208,7 +208,13 @@ _FIELD_CODES = {
 }
 
 
+# Error types raised by the field checks that are job codes as they are.
+_TYPE_CODES = frozenset({"invalid_schema", "remote_ref", "invalid_pattern"})
+
+
 def _code(loc: tuple[int | str, ...], kind: str) -> str:
+    if kind in _TYPE_CODES:
+        return kind
     if loc[:1] == ("messages",):
         if kind == "too_short":
             return "empty_messages"

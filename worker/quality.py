@@ -26,7 +26,7 @@ import jsonschema
 from pydantic import ValidationError
 
 from tasks.schemas import QualitySpec
-from worker import output_schemas
+from worker import output_schemas, patterns, schema_validation
 
 # Several languages; matched case-insensitively, as whole words, near the start.
 DEFAULT_REFUSALS: tuple[str, ...] = (
@@ -104,7 +104,7 @@ def check(answer: str, spec: QualitySpec | None, *, defaults: QualitySpec = CONV
 
 def schema_error(value: Any, schema: dict[str, Any]) -> str | None:
     """Why `value` does not validate against JSON Schema `schema`, or None when it does."""
-    error = jsonschema.exceptions.best_match(_validator(json.dumps(schema)).iter_errors(value))
+    error = jsonschema.exceptions.best_match(schema_validation.validator(schema).iter_errors(value))
     if error is None:
         return None
     where = "/".join(str(p) for p in error.absolute_path) or "(root)"
@@ -135,14 +135,14 @@ def _refused(answer: str, rules: QualitySpec) -> Verdict | None:
 
 def _unmatched(answer: str, rules: QualitySpec) -> Verdict | None:
     for pattern in rules.must_match:
-        if not _compiled(pattern).search(answer):
+        if not patterns.search(pattern, answer):
             return Verdict(False, "must_match", f"no match for {pattern!r}")
     return None
 
 
 def _forbidden(answer: str, rules: QualitySpec) -> Verdict | None:
     for pattern in rules.must_not_match:
-        if _compiled(pattern).search(answer):
+        if patterns.search(pattern, answer):
             return Verdict(False, "must_not_match", f"matches {pattern!r}")
     return None
 
@@ -198,15 +198,3 @@ def _refusal_pattern(phrases: tuple[str, ...]) -> re.Pattern[str] | None:
     if not alternatives:
         return None
     return re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)")
-
-
-@lru_cache(maxsize=256)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
-
-
-@lru_cache(maxsize=256)
-def _validator(schema_json: str) -> jsonschema.protocols.Validator:
-    schema = json.loads(schema_json)
-    cls = jsonschema.validators.validator_for(schema)
-    return cls(schema)
