@@ -1,10 +1,12 @@
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY contract ./contract
+COPY producers ./producers
 COPY worker ./worker
 COPY tasks ./tasks
-COPY producers ./producers
+COPY operators ./operators
 COPY ops ./ops
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir ".[worker]"
 RUN useradd --create-home tierline
 USER tierline

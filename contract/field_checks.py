@@ -3,8 +3,8 @@
 Used as pydantic validators on the job contracts, so that a job carrying an unusable
 schema or pattern is rejected when it is parsed (an `InvalidJob` with a clear code),
 never later as a crash in the worker or as a quality failure of every model. A schema
-may only refer to itself (`worker.schema_refs`) and every pattern must be one RE2 runs
-(`worker.patterns`): the error's type is the job's code (``invalid_schema``,
+may only refer to itself (`contract.schema_refs`) and every pattern must be one RE2 runs
+(`contract.patterns`): the error's type is the job's code (``invalid_schema``,
 ``remote_ref``, ``invalid_pattern``).
 """
 
@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
 
-from worker import patterns, schema_validation
+from contract import patterns, schema_validation
 
 
 def usable_json_schema(schema: dict[str, Any]) -> dict[str, Any]:

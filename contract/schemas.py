@@ -10,15 +10,11 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tasks.field_checks import JsonSchema, ObjectJsonSchema, Pattern
-from worker.errors import InvalidJob
+from contract.errors import InvalidJob
+from contract.field_checks import JsonSchema, ObjectJsonSchema, Pattern
 
 Role = Literal["system", "user", "assistant", "tool"]
 Scalar = str | int | float | bool | None
-TASK_COMPLETE = "tierline.complete"
-TASK_EXTRACT = "tierline.extract"
-QUEUE_CONVERSATIONS = "conversations"
-QUEUE_EXTRACTION = "extraction"
 
 
 class Message(BaseModel):

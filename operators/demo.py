@@ -20,10 +20,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from contract.schemas import JobResult
+from operators.samples import mixed
+from operators.services import WorkerSpec, background_worker, redis_url
 from producers.client import JobHandle, producer_app_for, send_job, to_job_result
-from producers.samples import mixed
-from producers.services import WorkerSpec, background_worker, redis_url
-from tasks.schemas import JobResult
 from worker.catalog import Catalog, load_catalog
 from worker.keys import SIM_SCRIPT_TTL_S, Keys
 from worker.providers import provider_report

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from celery import Celery
 
-from producers.embedded import PrivateRedis, redis_url_from_env
-from tasks.schemas import QUEUE_CONVERSATIONS, QUEUE_EXTRACTION
+from contract.names import QUEUE_CONVERSATIONS, QUEUE_EXTRACTION
+from operators.embedded import PrivateRedis, redis_url_from_env
 
 
 @contextmanager

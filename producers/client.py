@@ -14,18 +14,12 @@ from celery import Celery
 from celery.exceptions import TimeoutError as CeleryTimeout
 from celery.result import AsyncResult
 
-from tasks.schemas import (
-    QUEUE_CONVERSATIONS,
-    QUEUE_EXTRACTION,
-    TASK_COMPLETE,
-    TASK_EXTRACT,
-    ErrorInfo,
-    JobResult,
-)
-from worker.settings import Settings, get_settings
+from contract.names import TASK_COMPLETE, TASK_QUEUES
+from contract.schemas import ErrorInfo, JobResult
+from producers.settings import ProducerSettings, get_settings
 
 
-def producer_app(settings: Settings | None = None) -> Celery:
+def producer_app(settings: ProducerSettings | None = None) -> Celery:
     """A Celery app that only sends tasks and reads results (JSON only)."""
     settings = settings or get_settings()
     return producer_app_for(settings.broker, settings.results)
@@ -40,8 +34,7 @@ def producer_app_for(broker: str, results: str) -> Celery:
         result_accept_content=["json"], task_send_sent_event=True,
         broker_connection_retry_on_startup=True, redis_max_connections=64,
         broker_transport_options={"max_connections": 64},
-        task_routes={TASK_COMPLETE: {"queue": QUEUE_CONVERSATIONS},
-                     TASK_EXTRACT: {"queue": QUEUE_EXTRACTION}},
+        task_routes={task: {"queue": queue} for task, queue in TASK_QUEUES.items()},
     )
     return app
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from celery import Celery
 
+from contract.names import TASK_EXTRACT
 from producers.client import JobHandle, producer_app
-from tasks.schemas import TASK_EXTRACT
 
 
 def submit_extraction(

@@ -1,4 +1,4 @@
-"""Celery task definitions and the job/result schemas (the producer-worker contract).
+"""The Celery task bodies: validate the job, call the worker's router, record the result.
 
-Importing this package does not import the worker: producers use `tasks.schemas`.
+The job and result schemas they speak are the contract's (`contract`).
 """

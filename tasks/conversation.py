@@ -12,8 +12,9 @@ from typing import Any
 
 from celery import Task
 
+from contract.names import TASK_COMPLETE
+from contract.schemas import Carry, parse_job
 from tasks.delivery import deliver, finishing
-from tasks.schemas import TASK_COMPLETE, Carry, parse_job
 from worker.celery import app
 from worker.router import Decision, Escalate, JobRecord
 from worker.runtime import Runtime, runtime

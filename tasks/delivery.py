@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from tasks.schemas import ErrorInfo, JobResult
+from contract.schemas import ErrorInfo, JobResult
 from worker import errors, keys
 from worker.router import Decision, JobRecord
 from worker.runtime import Runtime

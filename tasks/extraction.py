@@ -12,8 +12,9 @@ from typing import Any
 
 from celery import Task
 
+from contract.names import TASK_EXTRACT
+from contract.schemas import Carry, JobResult, parse_extraction_job
 from tasks.delivery import deliver, finishing
-from tasks.schemas import TASK_EXTRACT, Carry, JobResult, parse_extraction_job
 from worker.celery import app
 from worker.extractor import Extractor
 from worker.router import JobRecord

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import redis
 
-from producers.embedded import PrivateRedis
+from operators.embedded import PrivateRedis
 from tests.llm_server import LLMServer
 from tests.support import RunningWorker, db_url, running_worker
 

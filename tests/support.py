@@ -14,9 +14,9 @@ from typing import Any
 import redis
 from celery import Celery
 
+from contract.names import QUEUE_CONVERSATIONS, QUEUE_EXTRACTION
+from operators.services import WorkerSpec, background_worker
 from producers.client import producer_app_for
-from producers.services import WorkerSpec, background_worker
-from tasks.schemas import QUEUE_CONVERSATIONS, QUEUE_EXTRACTION
 from worker.keys import Keys
 from worker.providers.simulated import Script, publish_script
 

@@ -9,7 +9,7 @@ import sys
 
 from tests.support import ROOT, RunningWorker
 
-TIERLINE = [sys.executable, "-c", "from producers.cli import main; main()"]
+TIERLINE = [sys.executable, "-c", "from operators.cli import main; main()"]
 
 
 def run(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -12,8 +12,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from contract.schemas import JobResult
 from producers import submit_extraction
-from tasks.schemas import JobResult
 from tests.support import RunningWorker
 from worker.catalog import load_catalog, parse_catalog
 from worker.providers.simulated import Behaviour, Script

@@ -199,12 +199,12 @@ def test_models_command_shows_who_serves_each_model_and_busy_time_left(
     catalog.write_text(MIXED)
     prefix = f"models-{os.getpid()}:"
     client = redis.Redis.from_url(redis_base_url)
-    client.set(f"{prefix}busy:mistral-small-latest", "transient:rate_limited", px=7_000)
+    client.set(f"{prefix}busy:mistral-small-latest", "transient:rate_limited", ex=3_600)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIERLINE_") and not k.endswith("_API_KEY")}
     env.update(REDIS_URL=redis_base_url, TIERLINE_KEY_PREFIX=prefix, TIERLINE_CATALOG_PATH=str(catalog),
                MISTRAL_API_KEY="sk-test-models-cmd", COLUMNS="250", PYTHONPATH=str(ROOT))
     try:
-        out = subprocess.run([sys.executable, "-c", "from producers.cli import main; main()", "models"],
+        out = subprocess.run([sys.executable, "-c", "from operators.cli import main; main()", "models"],
                              env=env, capture_output=True, text=True, timeout=60, check=True).stdout
     finally:
         client.delete(f"{prefix}busy:mistral-small-latest")
@@ -212,7 +212,9 @@ def test_models_command_shows_who_serves_each_model_and_busy_time_left(
 
     rows = {line.split("│")[3].strip(): line for line in out.splitlines() if line.count("│") > 5}
     assert "mistral (https://api.mistral.ai)" in rows["mistral-small-latest"]
-    assert re.search(r"transient:rate_limited, [67]s left", rows["mistral-small-latest"])
+    # The time left is read, not guessed: under the hour set, and not past the command's timeout.
+    left = re.search(r"transient:rate_limited, (\d+)s left", rows["mistral-small-latest"])
+    assert left and 3_600 - 60 <= int(left.group(1)) <= 3_600
     assert "openai: left out, OPENAI_API_KEY not set" in rows["gpt-4o-mini"]
     assert "local: left out, LOCAL_LLM_KEY not set" in rows["llama-3.1-8b"]
     assert "ollama (http://127.0.0.1:9/v1, openai API)" in rows["qwen2.5"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tasks.schemas import Carry, Job
+from contract.schemas import Carry, Job
 from tests.support import RunningWorker
 from worker.catalog import load_catalog
 from worker.keys import Keys

@@ -7,7 +7,7 @@ import json
 import pytest
 from pydantic import BaseModel
 
-from tasks.schemas import QualitySpec, parse_extraction_job, parse_job
+from contract.schemas import QualitySpec, parse_extraction_job, parse_job
 from worker import output_schemas, quality
 from worker.errors import InvalidJob, SchemaRegistryError
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from operators.embedded import PrivateRedis
 from producers.client import submit
-from producers.embedded import PrivateRedis
 from tests.support import running_worker
 from worker.providers.simulated import Behaviour, Script
 

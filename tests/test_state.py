@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import redis
 
-from producers.embedded import PrivateRedis
+from operators.embedded import PrivateRedis
 from tests.support import db_url
 from worker.keys import Keys
 from worker.metrics import Metrics

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tasks.schemas import Carry, ExtractionJob, Job, JobResult
+from contract.schemas import Carry, ExtractionJob, Job, JobResult
 from worker.catalog import load_catalog
 from worker.extractor import Extractor
 from worker.keys import Keys

@@ -12,8 +12,8 @@ from contextlib import AbstractContextManager
 import pytest
 from kombu import Connection
 
+from contract.names import QUEUE_CONVERSATIONS, TASK_COMPLETE
 from producers.client import JobHandle, send_job, submit
-from tasks.schemas import QUEUE_CONVERSATIONS, TASK_COMPLETE
 from tests.support import RunningWorker
 from worker.providers.simulated import Behaviour, Script
 

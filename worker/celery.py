@@ -11,7 +11,7 @@ from typing import Any
 
 from celery import Celery, signals
 
-from tasks.schemas import QUEUE_CONVERSATIONS, QUEUE_EXTRACTION, TASK_COMPLETE, TASK_EXTRACT
+from contract.names import QUEUE_CONVERSATIONS, QUEUE_EXTRACTION, TASK_COMPLETE, TASK_EXTRACT
 from worker import runtime
 from worker.settings import Settings, get_settings
 

@@ -12,6 +12,9 @@ TierlineError
 └─ InvalidJob (.code)
 ```
 
+`TierlineError` and `InvalidJob` belong to the contract (`contract.errors`): producers
+raise and catch them too. They are re-exported here so the tree reads in one place.
+
 The fallback loop catches exactly the kinds it handles: TransientError and
 ConfigurationError move on to the next candidate, BadRequest ends the job. A poor
 answer and a spent attempt budget are not errors here but decisions the router returns
@@ -21,11 +24,14 @@ Messages never carry a key, a token or a prompt.
 
 from __future__ import annotations
 
+from contract.errors import InvalidJob, TierlineError
 
-class TierlineError(Exception):
-    """Base of every error tierline raises on purpose."""
-
-    code = "error"
+__all__ = [
+    "AuthenticationFailed", "BadRequest", "CatalogError", "ConfigurationError", "ContextTooLong",
+    "InvalidJob", "InvalidRequest", "MalformedResponse", "ProviderError", "ProviderTimeout",
+    "ProviderUnavailable", "RateLimited", "SchemaRegistryError", "TierlineError", "TransientError",
+    "UnknownModel",
+]
 
 
 class ProviderError(TierlineError):
@@ -103,11 +109,3 @@ class SchemaRegistryError(TierlineError):
     """A ``TIERLINE_SCHEMAS`` entry cannot be imported as a pydantic model."""
 
     code = "schemas_invalid"
-
-
-class InvalidJob(TierlineError):
-    """The job itself is unusable; `code` is a stable machine-readable error code."""
-
-    def __init__(self, message: str, *, code: str = "invalid_job") -> None:
-        super().__init__(message)
-        self.code = code

@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from tasks.schemas import ErrorInfo, ExtractionJob, Job, JobResult, Message, QualitySpec
+from contract.schemas import ErrorInfo, ExtractionJob, Job, JobResult, Message, QualitySpec
 from worker import quality
 from worker.extraction import (
     MergePlan,

@@ -20,7 +20,7 @@ from celery.worker.strategy import default
 from kombu.exceptions import ContentDisallowed, DecodeError
 from kombu.message import Message
 
-from tasks.schemas import ErrorInfo, JobResult
+from contract.schemas import ErrorInfo, JobResult
 
 log = logging.getLogger(__name__)
 

@@ -15,15 +15,19 @@ results expire after ``TIERLINE_RESULT_EXPIRES_S``.
 
 The `collected` marker lives on the result backend's Redis, beside Celery's own
 ``celery-task-meta-<id>`` results, and like them it does not take the routing prefix.
-A batch producer that has written a result to its output file deletes the stored result
-and leaves a `collected` marker instead (a few bytes, not the whole JobResult), so a
-million-line batch does not keep a million results in Redis for a day; a late duplicate
-of that job finds the marker and is not run again.
+Producers write it, so it is part of the contract (`contract.keys`, re-exported here):
+a batch producer that has written a result to its output file deletes the stored result
+and leaves the marker instead, and a late duplicate of that job is not run again.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from contract.keys import COLLECTED_PREFIX, COLLECTED_TTL_S, collected
+
+__all__ = ["BUSY_TTL_S", "COLLECTED_PREFIX", "COLLECTED_TTL_S", "CONFIG_TTL_S", "DEFAULT_PREFIX",
+           "DELIVERIES_TTL_S", "METRICS_TTL_S", "SIM_SCRIPT_TTL_S", "Keys", "collected"]
 
 DEFAULT_PREFIX = "llm:"
 
@@ -32,14 +36,6 @@ CONFIG_TTL_S = 900
 DELIVERIES_TTL_S = 86_400
 METRICS_TTL_S = 7 * 86_400
 SIM_SCRIPT_TTL_S = 86_400
-COLLECTED_TTL_S = 86_400
-COLLECTED_PREFIX = "tierline-collected-"
-
-
-def collected(job_id: str) -> str:
-    """The marker a batch producer leaves for a result it wrote out and deleted."""
-    return f"{COLLECTED_PREFIX}{job_id}"
-
 
 @dataclass(frozen=True)
 class Keys:

@@ -25,8 +25,9 @@ from typing import Any
 import jsonschema
 from pydantic import ValidationError
 
-from tasks.schemas import QualitySpec
-from worker import output_schemas, patterns, schema_validation
+from contract import patterns, schema_validation
+from contract.schemas import QualitySpec
+from worker import output_schemas
 
 # Several languages; matched case-insensitively, as whole words, near the start.
 DEFAULT_REFUSALS: tuple[str, ...] = (

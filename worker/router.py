@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tasks.schemas import Attempt, Carry, ErrorInfo, Escalation, Job, JobResult
+from contract.schemas import Attempt, Carry, ErrorInfo, Escalation, Job, JobResult
 from worker import errors, quality
 from worker.catalog import Catalog
 from worker.keys import BUSY_TTL_S, CONFIG_TTL_S

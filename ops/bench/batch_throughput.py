@@ -33,10 +33,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from operators.embedded import PrivateRedis, redis_url_from_env
+from operators.samples import conversation
+from operators.services import WorkerSpec, background_worker
 from producers.client import producer_app_for
-from producers.embedded import PrivateRedis, redis_url_from_env
-from producers.samples import conversation
-from producers.services import WorkerSpec, background_worker
 
 TIERLINE = str(Path(sys.executable).with_name("tierline"))
 

@@ -1,6 +1,6 @@
 """Routing policies on one simulated workload: cost and tier share of `tokens` and `cascade`.
 
-The same conversations (mixed lengths, `producers.samples.mixed`) go through a real
+The same conversations (mixed lengths, `operators.samples.mixed`) go through a real
 worker three times: every job on the large tier (critical, the baseline), the `tokens`
 policy, and the `cascade` policy. The small model refuses a known fraction of answers;
 the quality gate re-queues those to medium. The simulator decides per (model,
@@ -27,10 +27,10 @@ from celery import Celery
 from rich.console import Console
 from rich.table import Table
 
+from contract.schemas import JobResult
+from operators.samples import mixed
+from operators.services import WorkerSpec, background_worker, redis_url
 from producers.client import producer_app_for, send_job, to_job_result
-from producers.samples import mixed
-from producers.services import WorkerSpec, background_worker, redis_url
-from tasks.schemas import JobResult
 from worker.catalog import load_catalog
 from worker.keys import Keys
 from worker.providers.simulated import Behaviour, Script, publish_script

@@ -27,9 +27,9 @@ from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
+from contract.schemas import Carry, parse_job
+from operators.services import redis_url
 from ops.bench.routing_overhead import _p, _timed
-from producers.services import redis_url
-from tasks.schemas import Carry, parse_job
 from tests.llm_server import LLMServer
 from worker.catalog import parse_catalog
 from worker.keys import Keys

@@ -19,8 +19,8 @@ import redis
 from rich.console import Console
 from rich.table import Table
 
-from producers.embedded import PrivateRedis, redis_url_from_env
-from producers.samples import conversation
+from operators.embedded import PrivateRedis, redis_url_from_env
+from operators.samples import conversation
 from worker.catalog import load_catalog
 from worker.keys import Keys
 from worker.metrics import Metrics

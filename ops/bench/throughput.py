@@ -22,11 +22,11 @@ from celery import Celery
 from rich.console import Console
 from rich.table import Table
 
+from contract.names import QUEUE_CONVERSATIONS, TASK_COMPLETE
+from operators.embedded import PrivateRedis, redis_url_from_env
+from operators.samples import conversation, mixed
+from operators.services import WorkerSpec, background_worker
 from producers.client import producer_app_for
-from producers.embedded import PrivateRedis, redis_url_from_env
-from producers.samples import conversation, mixed
-from producers.services import WorkerSpec, background_worker
-from tasks.schemas import QUEUE_CONVERSATIONS, TASK_COMPLETE
 
 NOOP = "bench.noop"  # ops/bench/noop_app.py (imported only inside the worker)
 

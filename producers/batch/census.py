@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Container
 from dataclasses import dataclass
 
+from contract.errors import InvalidJob
 from producers.batch.errors import DuplicateCustomIds
 from producers.batch.ledger import Ledger
 from producers.batch.lines import custom_id_of, load
 from producers.batch.source import LineSource
-from worker.errors import InvalidJob
 
 _REPORTED = 1000  # duplicates listed by line number; the rest are only counted
 

@@ -1,4 +1,4 @@
-"""Why a batch cannot start; these extend the tree in `worker.errors`.
+"""Why a batch cannot start; these extend the tree rooted in `contract.errors`.
 
 ```
 TierlineError
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from worker.errors import TierlineError
+from contract.errors import TierlineError
 
 
 class BatchRejected(TierlineError):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from celery import Celery
 
+from contract.names import QUEUE_CONVERSATIONS
 from producers.batch.census import take_census
 from producers.batch.identity import job_id, scope_of
 from producers.batch.lines import BadLine, RawLine, parse_line
@@ -25,7 +26,6 @@ from producers.batch.results import ResultStore, sender_app
 from producers.batch.source import LineSource
 from producers.batch.window import Ticket, Window
 from producers.client import producer_app
-from tasks.schemas import QUEUE_CONVERSATIONS
 
 DEFAULT_WINDOW = 256
 _POLL_MIN_S = 0.005

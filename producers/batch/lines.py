@@ -22,8 +22,8 @@ from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tasks.schemas import ErrorInfo, parse_job
-from worker.errors import InvalidJob
+from contract.errors import InvalidJob
+from contract.schemas import ErrorInfo, parse_job
 
 ENDPOINT = "/v1/chat/completions"
 RawLine = str | bytes | Mapping[str, Any]

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from tasks.schemas import ErrorInfo, JobResult
+from contract.schemas import ErrorInfo, JobResult
 
 
 @dataclass(frozen=True)

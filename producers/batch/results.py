@@ -15,9 +15,9 @@ from collections.abc import Sequence
 import redis
 from celery import Celery, states
 
+from contract.keys import COLLECTED_TTL_S, collected
+from contract.schemas import JobResult
 from producers.client import producer_app_for, to_job_result
-from tasks.schemas import JobResult
-from worker.keys import COLLECTED_TTL_S, collected
 
 log = logging.getLogger(__name__)
 

@@ -1,19 +1,23 @@
 """The end-of-batch summary: tier share, cost against running everything large, failures.
 
 "All-large" prices the same tokens at the strongest tier's first model from the tier
-catalog as this process reads it (``TIERLINE_CATALOG_PATH``, else the packaged one): the
-bill had every line gone straight to the large tier.
+catalog file (``TIERLINE_CATALOG_PATH``, else the packaged one), read as data: the bill
+had every line gone straight to the large tier.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import tomllib
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rich.table import Table
 
 from producers.batch.handle import BatchProgress
 from producers.batch.records import LineOutcome
+from producers.settings import get_settings
 
 
 @dataclass(frozen=True)
@@ -28,17 +32,27 @@ class Price:
         return (tokens_in * self.usd_per_mtok_in + tokens_out * self.usd_per_mtok_out) / 1e6
 
 
-def largest_price() -> Price | None:
-    """The strongest tier's first model, from the catalog; None if it cannot be read."""
-    from worker.catalog import load_catalog
-    from worker.errors import CatalogError
-    from worker.settings import get_settings
+def largest_price(catalog_path: Path | None = None) -> Price | None:
+    """The strongest tier's first model, read from the catalog file; None if it cannot be.
 
-    try:
-        model = load_catalog(get_settings().catalog_path).tiers[-1].models[0]
-    except (CatalogError, OSError):
+    catalog_path: the catalog TOML (default: ``TIERLINE_CATALOG_PATH``, else the copy
+    packaged with the worker). Read as data with tomllib: the client loads no worker code.
+    """
+    path = catalog_path or get_settings().catalog_path or _packaged_catalog()
+    if path is None:
         return None
-    return Price(model.name, model.usd_per_mtok_in, model.usd_per_mtok_out)
+    try:
+        model = tomllib.loads(path.read_text("utf-8"))["tiers"][-1]["models"][0]
+        return Price(str(model["name"]), float(model["usd_per_mtok_in"]), float(model["usd_per_mtok_out"]))
+    except (OSError, tomllib.TOMLDecodeError, KeyError, IndexError, TypeError, ValueError):
+        return None
+
+
+def _packaged_catalog() -> Path | None:
+    """Where the worker's packaged catalog file is, found without importing the worker."""
+    spec = importlib.util.find_spec("worker")
+    places = spec.submodule_search_locations if spec else None
+    return Path(next(iter(places))) / "catalog.toml" if places else None
 
 
 @dataclass

@@ -15,10 +15,10 @@ from typing import Any
 
 from celery import Celery
 
+from contract.schemas import JobResult
 from producers.batch.records import LineOutcome
 from producers.batch.results import ResultStore
 from producers.client import send_job
-from tasks.schemas import JobResult
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import pytest
 
 from producers.client import submit
 from producers.extraction import submit_extraction
-from tasks.schemas import parse_extraction_job, parse_job
+from contract.schemas import parse_extraction_job, parse_job
 from tests.support import RunningWorker
 from worker import quality
 from worker.errors import InvalidJob

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from contract.schemas import Attempt, ErrorInfo, JobResult
 from producers.batch.census import take_census
 from producers.batch.errors import CorruptOutput, DuplicateCustomIds
 from producers.batch.files import OutputFiles, cut_torn_tail
@@ -15,7 +16,6 @@ from producers.batch.lines import BadLine, BatchLine, parse_line
 from producers.batch.records import LineOutcome, output_record
 from producers.batch.source import LineSource
 from producers.batch.summary import BatchSummary, Price
-from tasks.schemas import Attempt, ErrorInfo, JobResult
 
 HELLO = [{"role": "user", "content": "hello"}]
 

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 import redis
 
+from contract.names import QUEUE_CONVERSATIONS
 from producers.batch import DuplicateCustomIds, run_file, submit_batch
 from producers.batch.queued import queued_job_ids
 from producers.batch.window import Ticket
 from producers.client import producer_app_for, send_job, submit
-from tasks.schemas import QUEUE_CONVERSATIONS
 from tests.support import ROOT, RunningWorker
 from worker.keys import COLLECTED_TTL_S, collected
 from worker.metrics import read_metrics

