@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from contract.schemas import parse_extraction_job, parse_job
 from producers.client import submit
 from producers.extraction import submit_extraction
-from contract.schemas import parse_extraction_job, parse_job
 from tests.support import RunningWorker
 from worker import quality
 from worker.errors import InvalidJob
