@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from contract.schemas import Attempt, Carry, ErrorInfo, Escalation, Job, JobResult
-from worker import errors, quality
+from worker import errors, fallback, quality
 from worker.catalog import Catalog
-from worker.keys import BUSY_TTL_S, CONFIG_TTL_S
 from worker.metrics import Metrics
-from worker.plan import Candidate, Plan, Route, plan, stronger_tier
+from worker.plan import Candidate, Plan, Route, plan
 from worker.policies import POLICIES
 from worker.providers.base import ChatRequest, ChatResponse, Provider
 from worker.state import RoutingState
@@ -165,16 +164,15 @@ class Router:
     def generate(self, job: Job, chosen: Plan, record: JobRecord) -> Generation | ErrorInfo:
         """Try the plan's candidates (then again from the top) within the attempt budget."""
         request = _request(job, record.job_id)
-        candidates = chosen.candidates
         for n in range(self._config.attempt_budget):
-            candidate = candidates[n % len(candidates)]
+            candidate = fallback.candidate_for(chosen, n)
             remaining = record.deadline - self._clock()
             if remaining <= 0:
                 return ErrorInfo(code="timeout", message=_timeout_message(record))
             outcome = self._attempt(request, candidate, record, min(candidate.timeout_s, remaining))
             if isinstance(outcome, Generation | ErrorInfo):
                 return outcome
-            self._sleep(min(self._config.backoff_s * n, max(0.0, record.deadline - self._clock())))
+            self._sleep(fallback.backoff_s(n, step_s=self._config.backoff_s, left_s=record.deadline - self._clock()))
         return ErrorInfo(
             code="budget_exhausted",
             message=f"{self._config.attempt_budget} attempts failed: "
@@ -204,19 +202,16 @@ class Router:
         self, record: JobRecord, candidate: Candidate, provider: Provider,
         exc: errors.ProviderError, started: float,
     ) -> ErrorInfo | None:
-        """Record a failed call; flag the model as its failure kind says."""
-        if isinstance(exc, errors.BadRequest):
-            self._failed_attempt(record, candidate, provider, exc, started, None)
-            return ErrorInfo(code=exc.code, message=f"{candidate.model.name} refused the request: {exc}")
+        """Record a failed call; flag the model as its failure kind says (`fallback.on_failure`)."""
+        decision = fallback.on_failure(exc)
         if isinstance(exc, errors.ConfigurationError):
             log.error(
                 "configuration failure job=%s model=%s provider=%s code=%s: %s; model disabled for %ss",
-                record.job_id, candidate.model.name, provider.name, exc.code, exc, CONFIG_TTL_S,
+                record.job_id, candidate.model.name, provider.name, exc.code, exc, decision.busy_ttl_s,
             )
-            self._failed_attempt(record, candidate, provider, exc, started, CONFIG_TTL_S)
-            return None
-        retry_after = exc.retry_after_s if isinstance(exc, errors.RateLimited) else None
-        self._failed_attempt(record, candidate, provider, exc, started, retry_after or BUSY_TTL_S)
+        self._failed_attempt(record, candidate, provider, exc, started, decision.busy_ttl_s)
+        if decision.ends_job:
+            return ErrorInfo(code=exc.code, message=f"{candidate.model.name} refused the request: {exc}")
         return None
 
     def _failed_attempt(
@@ -264,9 +259,10 @@ class Router:
         """Record the failed check; Escalate to the next tier that can take `route` if the
         bound allows, else fail `quality` with the answer attached."""
         carry = record.carry
-        stronger = None
-        if job.pin_model is None and carry.level < self._config.max_escalations:
-            stronger = stronger_tier(route, generated.candidate.tier, self.catalog, available=self._providers.keys())
+        stronger = fallback.escalation_tier(
+            route, generated.candidate.tier, carry.level, self.catalog,
+            max_escalations=self._config.max_escalations, available=self._providers.keys(),
+        )
         to_tier = self.catalog.tiers[stronger].name if stronger is not None else None
         generated.attempt.rejected = verdict.check
         carry.escalations.append(Escalation(
@@ -351,6 +347,7 @@ def _request(job: Job, job_id: str) -> ChatRequest:
         json_mode=quality.wants_json(spec),
         json_schema=quality.request_schema(spec),
         job_id=job_id,
+        metadata=job.metadata,
     )
 
 

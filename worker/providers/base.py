@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -14,6 +15,7 @@ class ChatRequest:
     max_output_tokens: the completion budget. json_mode: ask for a JSON object answer.
     json_schema: the schema a JSON answer must satisfy (the simulator answers to it).
     job_id: for logs only; never sent to a provider.
+    metadata: the job's metadata; only the simulated provider reads it (a replay's category).
     """
 
     model: str
@@ -23,6 +25,7 @@ class ChatRequest:
     json_mode: bool = False
     json_schema: dict[str, object] | None = field(default=None, hash=False, compare=False)
     job_id: str = ""
+    metadata: Mapping[str, object] = field(default_factory=dict, hash=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Per-model latency and error rate, scripted outages (model X fails from t1 to t2 with a
 given error), deterministic answers, poor answers on demand (short, refusal, broken
-JSON) and token usage. Its script is JSON, read from Redis (``<prefix>sim:script``) at
+JSON), or as often as a pass-rate curve by length and category says (`sim_quality`, the
+rule `tierline replay` predicts with), and token usage. Its script is JSON, read from Redis (``<prefix>sim:script``) at
 most every ``refresh_s`` seconds, so a demo or a test can change it while workers run.
 """
 
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from worker import errors
 from worker.providers.base import ChatRequest, ChatResponse
+from worker.providers.sim_quality import PassCurve, draw
 from worker.tokens import TokenCounter
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,9 @@ class Behaviour(BaseModel):
     poor_rate: float = Field(default=0.0, ge=0, le=1)
     poor: PoorName = "refusal"
     outages: tuple[Outage, ...] = ()
+    # Set: answers are poor when the job's draw (seed, job id, model) is above the curve's
+    # pass rate for the conversation's length and ``metadata.category`` (poor_rate unused).
+    quality: PassCurve | None = None
     # False: a call slower than its timeout blocks for its whole latency, like a hung
     # connection whose client ignores the timeout (only the soft time limit stops it).
     honours_timeout: bool = True
@@ -68,6 +73,13 @@ class Script(BaseModel):
 
     default: Behaviour = Behaviour()
     models: dict[str, Behaviour] = Field(default_factory=dict)
+    seed: int = 0
+    # "exact": usage counts the conversation with the worker's tokenizer (a replay's cost
+    # then matches its trace); "estimate": 4 characters a token, no encoding.
+    usage: Literal["estimate", "exact"] = "estimate"
+    # "budget": a good answer is exactly max_output_tokens tokens long (a replay sets the
+    # budget to the trace's answer length); "text": a short sentence.
+    answer_length: Literal["text", "budget"] = "text"
 
     def behaviour(self, model: str) -> Behaviour:
         return self.models.get(model, self.default)
@@ -125,7 +137,8 @@ class SimulatedProvider:
         self._sleep = sleep
 
     def chat(self, request: ChatRequest, *, timeout_s: float) -> ChatResponse:
-        behaviour = self._script().behaviour(request.model)
+        script = self._script()
+        behaviour = script.behaviour(request.model)
         rng = random.Random(_seed(request))
         latency_s = (behaviour.latency_ms + rng.uniform(0, behaviour.jitter_ms)) / 1000
         failure = self._failure(behaviour, rng)
@@ -139,16 +152,32 @@ class SimulatedProvider:
         if latency_s > 0:
             self._sleep(latency_s)
         if failure is not None:
-            raise _error(failure[0], failure[1], request.model)
-        poor = behaviour.poor if rng.random() < behaviour.poor_rate else None
-        content = _answer(request, poor, rng)
-        # Usage as a provider would bill it; an estimate (4 characters a token) keeps the
-        # simulator from encoding every conversation a second time.
-        tokens_in = sum(len(m["content"]) // 4 + 4 for m in request.messages)
+            raise simulated_error(failure[0], failure[1], request.model)
+        tokens_in = self._usage_in(script, request)
+        poor = self._poor(script, behaviour, request, rng, tokens_in)
+        budget = script.answer_length == "budget" and poor is None and not request.json_mode
+        content = _budget_answer(request) if budget else _answer(request, poor, rng)
         tokens_out = self._counter.text(content)
         if tokens_out > request.max_output_tokens:
             return ChatResponse(content, tokens_in, request.max_output_tokens, "length")
         return ChatResponse(content, tokens_in, tokens_out, "stop")
+
+    def _usage_in(self, script: Script, request: ChatRequest) -> int:
+        """Prompt tokens as a provider would bill them: exact, or an estimate (4 characters a
+        token) that keeps the simulator from encoding every conversation a second time."""
+        if script.usage == "exact":
+            return self._counter.conversation([m["content"] for m in request.messages]).tokens
+        return sum(len(m["content"]) // 4 + 4 for m in request.messages)
+
+    def _poor(
+        self, script: Script, behaviour: Behaviour, request: ChatRequest, rng: random.Random, tokens: int
+    ) -> str | None:
+        if behaviour.quality is None:
+            return behaviour.poor if rng.random() < behaviour.poor_rate else None
+        category = request.metadata.get("category")
+        rate = behaviour.quality.pass_rate(tokens, None if category is None else str(category))
+        passes = rate >= 1.0 or draw(script.seed, request.job_id, request.model) < rate
+        return None if passes else behaviour.poor
 
     def _failure(self, behaviour: Behaviour, rng: random.Random) -> tuple[str, float | None] | None:
         now = self._clock()
@@ -171,6 +200,7 @@ def _seed(request: ChatRequest) -> int:
 
 _ERRORS: dict[str, type[errors.ProviderError]] = {
     "unavailable": errors.ProviderUnavailable,
+    "timeout": errors.ProviderTimeout,
     "server_error": errors.ProviderUnavailable,
     "malformed": errors.MalformedResponse,
     "auth": errors.AuthenticationFailed,
@@ -179,7 +209,8 @@ _ERRORS: dict[str, type[errors.ProviderError]] = {
 }
 
 
-def _error(name: str, retry_after_s: float | None, model: str) -> errors.ProviderError:
+def simulated_error(name: str, retry_after_s: float | None, model: str) -> errors.ProviderError:
+    """The provider error a simulated failure `name` raises (a 429 carries `retry_after_s`)."""
     message = f"simulated {name.replace('_', ' ')}"
     if name == "rate_limited":
         return errors.RateLimited(
@@ -212,6 +243,11 @@ def _answer(request: ChatRequest, poor: str | None, rng: random.Random) -> str:
         f"Answer from {request.model} (simulated) to a {len(request.messages)}-message conversation: "
         f"here is a considered reply, reference {rng.randrange(10**6):06d}."
     )
+
+
+def _budget_answer(request: ChatRequest) -> str:
+    """An answer of exactly max_output_tokens tokens (every digit is one token)."""
+    return ("0123456789" * (request.max_output_tokens // 10 + 1))[: max(4, request.max_output_tokens)]
 
 
 def _words(request: ChatRequest) -> list[str]:
