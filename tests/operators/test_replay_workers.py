@@ -19,30 +19,32 @@ from worker.tokens import TokenCounter
 
 
 def test_a_sample_through_real_workers_agrees_with_the_prediction(tmp_path: Path) -> None:
-    # given a rate-limit outage of the small model, paced 120 times faster than the trace
+    # given the small model failing from minute 40, paced 120 times faster than the trace
+    # (its busy flag, 60 s of wall time, then lasts past the trace's end: one edge, not three)
     scenario_path = tmp_path / "outage.toml"
     scenario_path.write_text("""
 seed = 11
 [[outages]]
 model = "mistral-small-latest"
-start = "20m"
-end = "30m"
-error = "rate_limited"
-retry_after_s = 0.2
+start = "40m"
+end = "2h"
+error = "unavailable"
 """)
     out = io.StringIO()
     # when a sample of the shipped trace goes through a real worker
-    runs = run_through_workers(SHIPPED_TRACE, load_scenario(scenario_path), policy=None, sample=120,
+    runs = run_through_workers(SHIPPED_TRACE, load_scenario(scenario_path), policy=None, sample=200,
                                speedup=120.0, console=Console(file=out, width=200))
-    (_, predicted), (_, measured) = runs
+    (_, paced), (_, predicted), (_, measured) = runs
     # then the JobResults agree with the prediction within the bounds
     agreement = measured["agreement"]
     assert agreement["within_bounds"], (agreement, predicted["tier_share"], measured["tier_share"])
-    assert measured["requests"] == predicted["requests"] == 120
+    assert measured["requests"] == predicted["requests"] == 200
     assert measured["failed_calls"] >= 1, "the outage never hit a call"
-    assert measured["escalations"] == predicted["escalations"] > 0
-    assert measured["user_visible_failures"] == predicted["user_visible_failures"]
-    assert "within the bounds" in out.getvalue()
+    # the same verdict per job and model; a job that crossed the outage's edge differs
+    assert predicted["escalations"] > 0 and abs(measured["escalations"] - predicted["escalations"]) <= 2
+    assert measured["user_visible_failures"] == predicted["user_visible_failures"] == 0
+    assert paced["requests"] == 200
+    assert "within the bounds" in " ".join(out.getvalue().split())
 
 
 def test_the_simulated_provider_answers_as_the_pass_curve_and_draw_say() -> None:
