@@ -38,6 +38,7 @@ def page(runs: Sequence[tuple[str, Summary]], extra: dict[str, Any], *, title: s
     if "sweep" in extra:
         parts.append(_section(_sweep(extra["sweep"])))
     parts.append(_section(_table(runs)))
+    parts += [_section(_categories(name, s)) for name, s in runs if s.get("categories")]
     body = "".join(parts)
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
             f"<style>{_STYLE}</style></head><body>{body}</body></html>")
@@ -105,3 +106,19 @@ def _table(runs: Sequence[tuple[str, Summary]]) -> str:
     body = "".join(f"<tr><td>{label}</td>" + "".join(f"<td>{cell(s)}</td>" for _, s in runs) + "</tr>"
                    for label, cell in rows)
     return f"<table><tr><th></th>{head}</tr>{body}</table>"
+
+
+def _categories(name: str, summary: Summary) -> str:
+    """Per category: traffic, tiers, first-pass rate, fallbacks, failures, cost vs all-large."""
+    tiers = list(summary["tier_share"])
+    head = "".join(f"<th>{escape(h)}</th>" for h in ("category", "traffic", *tiers, "first pass",
+                                                      "escalations", "fell back", "failures", "vs all-large"))
+    total = max(1, summary["requests"])
+    rows = []
+    for category, s in summary["categories"].items():
+        ratio = s["cost_vs_all_large"]
+        cells = [escape(category), f"{s['requests'] / total:.1%}", *(f"{s['tier_share'][t]:.1%}" for t in tiers),
+                 f"{s['first_pass_rate']:.1%}", f"{s['escalations']:,}", f"{s['jobs_with_fallback']:,}",
+                 f"{s['user_visible_failures']:,}", "–" if ratio is None else f"{ratio:.1%}"]
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return f"<p><b>Per category ({escape(name)})</b></p><table><tr>{head}</tr>{''.join(rows)}</table>"

@@ -144,6 +144,12 @@ def test_cli_reports_compare_sweep_and_json(tmp_path: Path) -> None:
     assert "cascade" in shown.output and "cheapest small threshold" in shown.output
     as_json = runner.invoke(cli, ["replay", str(trace), "--json"])
     assert json.loads(as_json.output)["runs"]["tokens"]["requests"] == 2000
+    page = tmp_path / "replay.html"
+    drawn = runner.invoke(cli, ["replay", str(trace), "--html", str(page), "--compare", "tokens,cascade"])
+    assert drawn.exit_code == 0, drawn.output
+    html = page.read_text()
+    assert html.count("<svg") >= 4 and "Tier share over the trace" in html
+    assert "http" not in html.replace("http://www.w3.org/2000/svg", "")  # nothing to fetch
     bad = runner.invoke(cli, ["replay", str(tmp_path / "missing.csv")])
     assert bad.exit_code == 2 and "no such file" in " ".join(bad.output.split())
 
