@@ -187,3 +187,13 @@ def test_stored_results_of_a_window_are_replayed(idle_db_url: str) -> None:
     assert sorted(r.tokens_in for r in requests) == [120, 5000]
     assert all(r.tokens_out == 30 and r.category is None for r in requests)
     assert old == []
+
+
+@pytest.mark.parametrize("name", ["small-outage.toml", "candidate.toml"])
+def test_the_shipped_example_scenarios_load_and_replay(tmp_path: Path, name: str) -> None:
+    scenario = load_scenario(SHIPPED_TRACE.parent.parent / "scenarios" / name)
+    trace = tmp_path / "t.csv"
+    with open(SHIPPED_TRACE) as src:
+        trace.write_text("".join(line for _, line in zip(range(3001), src, strict=False)))
+    summary = replay_file(trace, scenario)
+    assert summary["requests"] == 3000 and summary["user_visible_failures"] <= 3
