@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import subprocess
 from typing import Annotated
 
 import typer
@@ -53,20 +52,25 @@ def worker(
     concurrency: Annotated[int, typer.Option("-c", "--concurrency")] = 2,
     pool: Annotated[str, typer.Option(help="prefork, gevent, threads, solo")] = "prefork",
 ) -> None:
-    """Run a worker; starts a private Redis first when no REDIS_URL is set."""
+    """Run a worker; starts a private Redis first when no REDIS_URL is set.
+
+    With a Redis URL this process becomes the Celery worker (exec): a supervisor's
+    SIGTERM is a warm shutdown, a second SIGINT a cold one, as with plain Celery.
+    """
     _need_worker_side("worker")
-    from operators.services import WorkerSpec, redis_url, worker_command
+    from operators.embedded import redis_url_from_env
+    from operators.services import WorkerSpec, redis_url, run_forwarding_signals, worker_command
 
     _check_catalog()
-    with redis_url() as (url, private):
-        if private:
-            console.print(f"private Redis at [bold]{url}[/] (set REDIS_URL={url} for producers)")
-        env = dict(os.environ, REDIS_URL=url, TIERLINE_CONCURRENCY=str(concurrency))
-        command = worker_command(WorkerSpec(concurrency=concurrency, pool=pool, loglevel="INFO"))
-        try:
-            subprocess.run(command, env=env, check=False)
-        except KeyboardInterrupt:
-            pass
+    command = worker_command(WorkerSpec(concurrency=concurrency, pool=pool, loglevel="INFO"))
+    env = dict(os.environ, TIERLINE_CONCURRENCY=str(concurrency))
+    if redis_url_from_env():
+        os.execvpe(command[0], command, env)
+    with redis_url() as (url, _):
+        console.print(f"private Redis at [bold]{url}[/] (set REDIS_URL={url} for producers)")
+        # The private Redis must outlive the worker and stop after it: the worker runs
+        # as a child, and the signals a supervisor or a terminal sends go to it.
+        raise typer.Exit(run_forwarding_signals(command, dict(env, REDIS_URL=url)))
 
 
 @cli.command()

@@ -36,15 +36,16 @@ class WorkerSpec:
     concurrency: int = 2
     pool: str = "prefork"
     name: str = "tierline@%h"
-    queues: str = f"{QUEUE_CONVERSATIONS},{QUEUE_EXTRACTION}"
+    queues: str | None = f"{QUEUE_CONVERSATIONS},{QUEUE_EXTRACTION}"  # None: no -Q (every queue)
     app_module: str = "worker"
     loglevel: str = "WARNING"
 
 
 def worker_command(spec: WorkerSpec) -> list[str]:
+    queues = ["-Q", spec.queues] if spec.queues else []
     return [
         sys.executable, "-m", "celery", "-A", spec.app_module, "worker", "-n", spec.name, "-P", spec.pool,
-        "-c", str(spec.concurrency), "-Q", spec.queues, "-E", "--without-mingle", "--without-gossip",
+        "-c", str(spec.concurrency), *queues, "-E", "--without-mingle", "--without-gossip",
         f"--loglevel={spec.loglevel}",
     ]
 
@@ -90,3 +91,22 @@ def stop_process(process: subprocess.Popen[bytes], *, timeout_s: float = 20.0) -
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)
+
+
+def run_forwarding_signals(command: list[str], env: Mapping[str, str]) -> int:
+    """Run `command` in its own session, pass it every stop signal this process gets; its exit code.
+
+    In its own session the child does not also get a terminal's Ctrl-C directly: each
+    SIGINT reaches it once (the first a warm shutdown, the second a cold one).
+    """
+    process = subprocess.Popen(command, env=dict(env), start_new_session=True)
+    previous = {sig: signal.signal(sig, lambda number, _frame: process.send_signal(number))
+                for sig in FORWARDED_SIGNALS}
+    try:
+        return process.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

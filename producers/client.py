@@ -18,6 +18,8 @@ from contract.names import TASK_COMPLETE, TASK_QUEUES
 from contract.schemas import ErrorInfo, JobResult
 from producers.settings import ProducerSettings, get_settings
 
+AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
+
 
 def producer_app(settings: ProducerSettings | None = None) -> Celery:
     """A Celery app that only sends tasks and reads results (JSON only)."""
@@ -36,6 +38,10 @@ def producer_app_for(broker: str, results: str) -> Celery:
         broker_transport_options={"max_connections": 64},
         task_routes={task: {"queue": queue} for task, queue in TASK_QUEUES.items()},
     )
+    if broker.split("://", 1)[0] in AMQP_SCHEMES:
+        # The workers' queues are quorum queues: a queue this app declares first must be
+        # one too, and a send returns once RabbitMQ has confirmed the message.
+        app.conf.update(task_create_missing_queue_type="quorum", broker_transport_options={"confirm_publish": True})
     return app
 
 

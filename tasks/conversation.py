@@ -29,8 +29,9 @@ def complete(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
     rt = runtime()
     carry = _carry(kwargs.pop("carry", None))
     record = JobRecord(str(self.request.id), carry, deadline=rt.deadline(started))
-    decision = _decide(self, rt, record, args, kwargs)
-    return finishing(record.job_id, lambda: _record(self, rt, decision, args, kwargs))
+    with rt.soft_limit(started):
+        decision = _decide(self, rt, record, args, kwargs)
+        return finishing(record.job_id, lambda: _record(self, rt, decision, args, kwargs))
 
 
 def _record(

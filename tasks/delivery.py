@@ -8,13 +8,14 @@ worker keeps dying, run it, and turn every failure into one failed JobResult.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from contract.schemas import ErrorInfo, JobResult
+from contract.schemas import Attempt, ErrorInfo, JobResult
 from worker import errors, keys
 from worker.router import Decision, JobRecord
 from worker.runtime import Runtime
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 J = TypeVar("J")
 D = TypeVar("D", bound=Decision)
 T = TypeVar("T")
+
+LEASE_POLL_S = 0.5  # how often a redelivery checks on the copy of its job running elsewhere
 
 
 def deliver(
@@ -37,13 +40,21 @@ def deliver(
         earlier = _earlier(task, rt, record, snapshot.delivery)
         if earlier is not None:
             return earlier
-        return run(job, snapshot.busy)
+        rt.inflight.begin(record)
+        try:
+            return run(job, snapshot.busy)
+        finally:
+            rt.inflight.end(record)
+            rt.job_done()
     except errors.InvalidJob as exc:
         log.warning("invalid job job=%s code=%s: %s", record.job_id, exc.code, exc)
         return rt.router.failed(record, ErrorInfo(code=exc.code, message=str(exc)))
     except SoftTimeLimitExceeded:
         log.warning("soft time limit job=%s attempts=%d", record.job_id, len(record.carry.attempts))
         return rt.router.interrupted(record, "the job hit the soft time limit")
+    except rt.hard_limit_errors:  # gevent: Celery's hard limit, raised in this greenlet
+        log.error("hard time limit job=%s attempts=%d", record.job_id, len(record.carry.attempts))
+        return rt.router.interrupted(record, "the job hit the hard time limit")
     except Exception as exc:  # the task boundary: a bug still ends as one failed JobResult
         log.exception("internal error job=%s", record.job_id)
         return rt.router.interrupted(record, f"internal error: {type(exc).__name__}", code="internal_error")
@@ -67,7 +78,7 @@ def finishing(job_id: str, step: Callable[[], T]) -> T:
 def _earlier(task: Task, rt: Runtime, record: JobRecord, delivery: int) -> JobResult | None:
     """What to answer instead of running again: a stored result, `duplicate`, or `worker_lost`."""
     if delivery > 1:
-        stored = stored_result(task, record.job_id)
+        stored = stored_result(task, record.job_id) or _still_running(task, rt, record)
         if stored is not None:
             return stored
         if task.backend.client.exists(keys.collected(record.job_id)):
@@ -77,11 +88,39 @@ def _earlier(task: Task, rt: Runtime, record: JobRecord, delivery: int) -> JobRe
                 "this copy was not run",
             ))
     if delivery > rt.settings.max_deliveries:
+        record.carry.attempts = _longest(record.carry.attempts, rt.inflight.journal(record.job_id))
         return rt.router.failed(record, ErrorInfo(
             code="worker_lost",
             message=f"delivered {delivery} times without finishing: its worker died each time",
         ))
     return None
+
+
+def _still_running(task: Task, rt: Runtime, record: JobRecord) -> JobResult | None:
+    """The job's result, if a live worker still runs it (its lease is held): wait for it.
+
+    None once the lease has lapsed (its worker died: run the job here) with no result.
+    """
+    level = record.carry.level
+    if not rt.inflight.held(record.job_id, level):
+        return None
+    log.warning("redelivered job=%s still runs elsewhere: waiting for its result", record.job_id)
+    while rt.inflight.held(record.job_id, level) and time.monotonic() < record.deadline:
+        stored = stored_result(task, record.job_id)
+        if stored is not None:
+            return stored
+        time.sleep(LEASE_POLL_S)
+    stored = stored_result(task, record.job_id)
+    if stored is None and rt.inflight.held(record.job_id, level):
+        return rt.router.failed(record, ErrorInfo(
+            code="timeout", message="redelivered while the job still ran elsewhere, and that run "
+            "did not finish within this delivery's time limit",
+        ))
+    return stored
+
+
+def _longest(attempts: list[Attempt], journal: list[Attempt]) -> list[Attempt]:
+    return journal if len(journal) > len(attempts) else attempts
 
 
 def job_payload(args: tuple[Any, ...], kwargs: dict[str, Any]) -> object:

@@ -30,9 +30,10 @@ def extract(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
     rt = runtime()
     record = JobRecord(str(self.request.id), Carry(started_at=time.time()), deadline=rt.deadline(started))
     extractor = Extractor(rt.router, rt.state, rt.counter, rt.metrics)
-    result = deliver(self, rt, record, args, kwargs, parse=parse_extraction_job,
-                     run=lambda job, busy: extractor.run(job, record, busy))
-    return finishing(record.job_id, lambda: _record(rt, result))
+    with rt.soft_limit(started):
+        result = deliver(self, rt, record, args, kwargs, parse=parse_extraction_job,
+                         run=lambda job, busy: extractor.run(job, record, busy))
+        return finishing(record.job_id, lambda: _record(rt, result))
 
 
 def _record(rt: Runtime, result: JobResult) -> dict[str, Any]:

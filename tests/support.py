@@ -41,10 +41,11 @@ class RunningWorker:
     process: subprocess.Popen[bytes]
     log_path: Path
     prefix: str
+    broker: str = ""  # the broker's URL when it is not `url` (RabbitMQ)
 
     @property
     def app(self) -> Celery:
-        return producer_app_for(self.url, self.url)
+        return producer_app_for(self.broker or self.url, self.url)
 
     @property
     def redis(self) -> redis.Redis:
@@ -92,20 +93,26 @@ def running_worker(
     env: Mapping[str, Any] | None = None,
     concurrency: int = 2,
     pool: str = "prefork",
-    queues: str = f"{QUEUE_CONVERSATIONS},{QUEUE_EXTRACTION}",
+    queues: str | None = f"{QUEUE_CONVERSATIONS},{QUEUE_EXTRACTION}",
+    after: RunningWorker | None = None,
 ) -> Iterator[RunningWorker]:
-    """Start a real worker on database `db` of `base_url`, yield it when it answers ping."""
-    url = db_url(base_url, db)
+    """Start a real worker on database `db` of `base_url`, yield it when it answers ping.
+
+    after: a worker (stopped or dead) whose database and keys this one takes over as they are.
+    """
+    url = after.url if after is not None else db_url(base_url, db)
     client = redis.Redis.from_url(url)
-    client.flushdb()
+    if after is None:
+        client.flushdb()
     name = f"test{next(_names)}-{os.getpid()}@localhost"
-    prefix = f"t{db}:"
+    prefix = after.prefix if after is not None else f"t{db}:"
     log_path = tmp / f"{name.split('@')[0]}.log"
     spec = WorkerSpec(concurrency, pool=pool, name=name, queues=queues, loglevel="INFO")
+    broker = str((env or {}).get("TIERLINE_BROKER_URL", ""))
     try:
-        with background_worker(producer_app_for(url, url), worker_env(url, prefix, env or {}), spec,
+        with background_worker(producer_app_for(broker or url, url), worker_env(url, prefix, env or {}), spec,
                                log_path=log_path, cwd=ROOT, timeout_s=30) as process:
-            yield RunningWorker(url, name, process, log_path, prefix)
+            yield RunningWorker(url, name, process, log_path, prefix, broker)
     finally:
         client.flushdb()
         client.close()

@@ -7,12 +7,15 @@ a visibility timeout longer than the hard limit, results that expire, task event
 from __future__ import annotations
 
 import logging
+import math
+import sys
 from typing import Any
 
 from celery import Celery, signals
 
 from contract.names import QUEUE_CONVERSATIONS, QUEUE_EXTRACTION, TASK_COMPLETE, TASK_EXTRACT
-from worker import runtime
+from worker import broker, runtime
+from worker.errors import CatalogError, SchemaRegistryError
 from worker.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -40,29 +43,22 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "task_soft_time_limit": settings.soft_time_limit_s,
         "task_time_limit": settings.hard_time_limit_s,
-        "broker_transport_options": {
-            "visibility_timeout": settings.visibility_timeout_s,
-            "max_connections": connections,
-            "socket_timeout": 30,
-            "health_check_interval": settings.redis_health_check_s,
-        },
+        "broker_transport_options": broker.transport_options(settings, max_connections=connections),
         "redis_max_connections": connections,
         "redis_socket_timeout": 30,
         "redis_socket_connect_timeout": 5,
         "redis_retry_on_timeout": True,
         "broker_connection_retry_on_startup": True,
+        "broker_connection_max_retries": None,
         "result_expires": settings.result_expires_s,
-        # A result written while Redis restarts is retried (about 20 s in all), instead
-        # of turning a finished job into a Celery FAILURE.
-        "result_backend_always_retry": True,
-        "result_backend_max_retries": 12,
-        "result_backend_base_sleep_between_retries_ms": 100,
-        "result_backend_max_sleep_between_retries_ms": 2000,
+        **result_retries(settings.result_outage_s),
         "worker_max_tasks_per_child": settings.max_tasks_per_child,
+        "worker_max_memory_per_child": settings.max_memory_mb * 1024 if settings.max_memory_mb else None,
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         "task_track_started": False,
         "task_default_queue": QUEUE_CONVERSATIONS,
+        **broker.queue_options(settings.broker),
         "task_routes": {
             TASK_COMPLETE: {"queue": QUEUE_CONVERSATIONS},
             TASK_EXTRACT: {"queue": QUEUE_EXTRACTION},
@@ -72,6 +68,24 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # returns the stored result (tasks/delivery.py). Cancelling it would store
         # REVOKED instead, and the producer would see that.
         "worker_cancel_long_running_tasks_on_connection_loss": False,
+    }
+
+
+RESULT_RETRY_BASE_MS = 100
+RESULT_RETRY_MAX_MS = 2000
+
+
+def result_retries(outage_s: float) -> dict[str, Any]:
+    """Celery's retries of a result write, enough to outlast a Redis outage of `outage_s`.
+
+    The sleeps grow from 0.1 s to 2 s (about 5 s for the first six), then stay at 2 s.
+    """
+    retries = 6 + math.ceil(outage_s / (RESULT_RETRY_MAX_MS / 1000))
+    return {
+        "result_backend_always_retry": True,
+        "result_backend_max_retries": retries,
+        "result_backend_base_sleep_between_retries_ms": RESULT_RETRY_BASE_MS,
+        "result_backend_max_sleep_between_retries_ms": RESULT_RETRY_MAX_MS,
     }
 
 
@@ -87,9 +101,30 @@ def _before_fork(sender: Any = None, **_: Any) -> None:
     # (about 1 s) and validate the catalog once, before fork.
     concurrency = int(getattr(sender, "concurrency", 0) or get_settings().concurrency)
     connections = pool_size(concurrency)
-    app.conf.broker_transport_options = {**app.conf.broker_transport_options, "max_connections": connections}
+    if not broker.is_amqp(get_settings().broker):
+        app.conf.broker_transport_options = {**app.conf.broker_transport_options, "max_connections": connections}
     app.conf.redis_max_connections = connections
-    runtime.prepare(concurrency=concurrency)
+    try:
+        runtime.prepare(concurrency=concurrency, pool=pool_name(getattr(sender, "pool_cls", None)))
+    except (CatalogError, SchemaRegistryError) as exc:
+        # Celery logs and ignores an exception raised in a signal handler, and the worker
+        # would consume and fail every job: stop it here, before it consumes anything.
+        refuse_to_start(str(exc))
+
+
+def refuse_to_start(problem: str) -> None:
+    """Stop the worker process with `problem` on stderr and exit status 2."""
+    sys.stderr.write(f"tierline: the worker cannot start: {problem}\n")
+    sys.stderr.flush()
+    raise SystemExit(2)
+
+
+def pool_name(pool_cls: object) -> str:
+    """The pool's short name (prefork, gevent, threads, solo, ...) from Celery's -P value."""
+    if isinstance(pool_cls, str):
+        return pool_cls.rpartition(":")[0].rpartition(".")[2] or pool_cls
+    module = getattr(pool_cls, "__module__", "") or "prefork"
+    return module.rpartition(".")[2]
 
 
 @signals.worker_process_shutdown.connect

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Task
+from celery.exceptions import TimeLimitExceeded
 from celery.worker.strategy import default
 from kombu.exceptions import ContentDisallowed, DecodeError
 from kombu.message import Message
@@ -31,6 +32,27 @@ class IntakeTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
     """The base of tierline's tasks: their messages go through `strategy`."""
 
     Strategy = "worker.intake:strategy"
+
+    def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        # Under prefork the hard limit kills the pool process, and the worker's main
+        # process stores a bare TimeLimitExceeded failure, then calls this: replace it by
+        # one failed JobResult listing the attempts the job's journal recorded.
+        if isinstance(exc, TimeLimitExceeded):
+            self.backend.mark_as_done(task_id, hard_limit_result(task_id, kwargs).model_dump(mode="json"))
+
+
+def hard_limit_result(job_id: str, kwargs: Any) -> JobResult:
+    """The failed JobResult of a job whose process the hard limit stopped."""
+    from worker.runtime import runtime  # the worker's main process builds it on first use
+
+    attempts = runtime().inflight.journal(job_id)
+    log.error("hard time limit job=%s attempts=%d: its process was stopped", job_id, len(attempts))
+    carry = kwargs.get("carry") if isinstance(kwargs, dict) else None
+    escalations = carry.get("escalations", []) if isinstance(carry, dict) else []
+    return JobResult(
+        job_id=job_id, status="failed", attempts=attempts, escalations=escalations,
+        error=ErrorInfo(code="timeout", message="the job hit the hard time limit: its process was stopped"),
+    )
 
 
 def strategy(task: Task, app: Any, consumer: Any, **kwargs: Any) -> Handler:

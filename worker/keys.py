@@ -9,6 +9,8 @@ results expire after ``TIERLINE_RESULT_EXPIRES_S``.
 |--------------------------------------|------------------------|-----------------------|
 | <prefix>busy:<model>                 | "<kind>:<code>"        | BUSY_TTL_S / Retry-After / CONFIG_TTL_S |
 | <prefix>deliveries:<job id>:<level>  | delivery count         | DELIVERIES_TTL_S      |
+| <prefix>lease:<job id>:<level>       | the running worker     | LEASE_TTL_S (renewed) |
+| <prefix>journal:<job id>             | JSON attempts so far   | JOURNAL_TTL_S         |
 | <prefix>metrics                      | hash of counters       | METRICS_TTL_S         |
 | <prefix>sim:script                   | JSON simulation script | SIM_SCRIPT_TTL_S      |
 | tierline-collected-<job id>          | "1"                    | COLLECTED_TTL_S       |
@@ -35,6 +37,10 @@ BUSY_TTL_S = 60
 CONFIG_TTL_S = 900
 DELIVERIES_TTL_S = 86_400
 METRICS_TTL_S = 7 * 86_400
+# A running job's lease is renewed every LEASE_RENEW_S; a dead worker's lapses within LEASE_TTL_S.
+LEASE_TTL_S = 15
+LEASE_RENEW_S = 5
+JOURNAL_TTL_S = 86_400
 SIM_SCRIPT_TTL_S = 86_400
 
 @dataclass(frozen=True)
@@ -48,6 +54,12 @@ class Keys:
 
     def deliveries(self, job_id: str, level: int) -> str:
         return f"{self.prefix}deliveries:{job_id}:{level}"
+
+    def lease(self, job_id: str, level: int) -> str:
+        return f"{self.prefix}lease:{job_id}:{level}"
+
+    def journal(self, job_id: str) -> str:
+        return f"{self.prefix}journal:{job_id}"
 
     @property
     def metrics(self) -> str:

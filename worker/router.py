@@ -290,16 +290,30 @@ class Router:
 
     def interrupted(self, record: JobRecord, message: str, *, code: str = "timeout") -> JobResult:
         """The job ran out of time mid-call: list the call that was cut short."""
-        if record.in_flight is not None:
-            candidate, started = record.in_flight
-            provider = self._providers[candidate.model.name]
-            record.carry.attempts.append(Attempt(
-                model=candidate.model.name, tier=candidate.tier_name, provider=provider.name,
-                outcome="interrupted", error_kind="timeout", error_code="soft_time_limit",
-                latency_ms=round((self._clock() - started) * 1000, 3), level=record.carry.level,
-            ))
+        cut = self.in_flight_attempt(record)
+        if cut is not None:
+            record.carry.attempts.append(cut)
             record.in_flight = None
         return self.failed(record, ErrorInfo(code=code, message=message))
+
+    def attempts_so_far(self, record: JobRecord) -> list[Attempt]:
+        """The job's attempts, its call in flight listed as interrupted (for its journal)."""
+        cut = self.in_flight_attempt(record, code="process_stopped")
+        return [*record.carry.attempts, *([cut] if cut is not None else [])]
+
+    def in_flight_attempt(self, record: JobRecord, *, code: str = "soft_time_limit") -> Attempt | None:
+        """The call the job is making now, as an attempt cut short (`code` says by what);
+        None between calls."""
+        in_flight = record.in_flight
+        if in_flight is None:
+            return None
+        candidate, started = in_flight
+        return Attempt(
+            model=candidate.model.name, tier=candidate.tier_name,
+            provider=self._providers[candidate.model.name].name,
+            outcome="interrupted", error_kind="timeout", error_code=code,
+            latency_ms=round((self._clock() - started) * 1000, 3), level=record.carry.level,
+        )
 
     def _result(
         self, record: JobRecord, status: str, *, error: ErrorInfo | None = None,

@@ -11,16 +11,20 @@ import logging
 import os
 import threading
 import time
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
 
 import redis
 
-from worker import keys, output_schemas
+from worker import deadline, keys, output_schemas
 from worker.catalog import Catalog, load_catalog
+from worker.deadline import PoolKind
 from worker.errors import CatalogError
+from worker.inflight import Inflight
 from worker.metrics import Metrics
 from worker.providers import build_providers, provider_report
 from worker.providers.simulated import RedisScript
+from worker.recycle import Recycler
 from worker.redis_pool import connect
 from worker.router import Router, RouterConfig
 from worker.settings import Settings, get_settings
@@ -38,6 +42,7 @@ class Shared:
     catalog: Catalog
     counter: TokenCounter
     concurrency: int
+    pool: PoolKind = PoolKind.PREFORK
 
 
 class Runtime:
@@ -55,7 +60,9 @@ class Runtime:
         )
         self.state = RoutingState(self.redis, settings.keys, self.metrics)
         script = RedisScript(self.redis, settings.keys.sim_script, refresh_s=settings.sim_refresh_s)
-        providers = build_providers(settings, self.catalog, self.counter, script.current)
+        providers = build_providers(
+            settings, self.catalog, self.counter, script.current, concurrency=shared.concurrency
+        )
         self.router = Router(
             catalog=self.catalog,
             providers=providers,
@@ -69,6 +76,28 @@ class Runtime:
                 default_policy=settings.policy,
             ),
         )
+        self.pool = shared.pool
+        self.inflight = Inflight(self.redis, settings.keys, self.router.attempts_so_far)
+        # Celery recycles prefork processes itself; other pools run jobs in this process.
+        self.recycler = None if shared.pool is PoolKind.PREFORK else Recycler(
+            max_jobs=settings.max_tasks_per_child * shared.concurrency, max_memory_mb=settings.max_memory_mb
+        )
+
+    def job_done(self) -> None:
+        """A job ended in this process (counts towards recycling under gevent/threads)."""
+        if self.recycler is not None:
+            self.recycler.job_done()
+
+    def soft_limit(self, started: float) -> ContextManager[None]:
+        """tierline's own soft time limit for a job that began at `started` (monotonic),
+        on the pools where Celery enforces none."""
+        left = self.settings.soft_time_limit_s - (time.monotonic() - started)
+        return deadline.soft_limit(self.pool, max(0.0, left))
+
+    @property
+    def hard_limit_errors(self) -> tuple[type[BaseException], ...]:
+        """What the hard time limit raises inside a job on this pool."""
+        return deadline.hard_limit_errors(self.pool)
 
     def deadline(self, started: float | None = None) -> float:
         """Monotonic time by which a job must have finished its attempts.
@@ -91,7 +120,7 @@ class _PerProcess:
         self._shared: Shared | None = None
         self._runtime: tuple[int, Runtime] | None = None
 
-    def prepare(self, concurrency: int | None = None) -> Shared:
+    def prepare(self, concurrency: int | None = None, pool: str = "prefork") -> Shared:
         with self._lock:
             if self._shared is None:
                 settings = get_settings()
@@ -99,7 +128,9 @@ class _PerProcess:
                 counter = TokenCounter(settings.tokenizer)
                 counter.warm()
                 output_schemas.load(settings.schemas)
-                self._shared = Shared(settings, catalog, counter, concurrency or settings.concurrency)
+                self._shared = Shared(
+                    settings, catalog, counter, concurrency or settings.concurrency, deadline.pool_kind(pool)
+                )
             return self._shared
 
     def built(self) -> Runtime | None:
@@ -121,13 +152,15 @@ class _PerProcess:
 _PROCESS = _PerProcess()
 
 
-def prepare(*, concurrency: int | None = None) -> Shared:
+def prepare(*, concurrency: int | None = None, pool: str = "prefork") -> Shared:
     """Load settings, catalog, vocabulary and output schemas (before fork).
+
+    concurrency: jobs at once in one pool process. pool: Celery's pool name (-P).
 
     Raises CatalogError on a bad catalog file, or when real providers are on and no model
     of the catalog has a key; SchemaRegistryError on a bad schema entry.
     """
-    shared = _PROCESS.prepare(concurrency)
+    shared = _PROCESS.prepare(concurrency, pool)
     report = provider_report(shared.settings, shared.catalog)
     if not report.served:
         # Real providers on, and the catalog names only providers without a key.

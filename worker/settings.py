@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -10,6 +11,8 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker import keys
+
+VISIBILITY_MARGIN_MIN_S = 10
 
 
 class Settings(BaseSettings):
@@ -46,9 +49,16 @@ class Settings(BaseSettings):
     # Attempts end this long before the soft time limit, so that the result is stored
     # before the limit can interrupt it (a limit landing in the store fails the task).
     deadline_margin_s: float = Field(default=0.5, ge=0.1)
-    visibility_timeout_s: int = Field(default=3600, gt=0)
+    # None: derived from the hard limit (`visibility_s`): a dead worker's jobs come back
+    # that long after they were delivered, so a margin above the longest a job may run.
+    visibility_timeout_s: int | None = Field(default=None, gt=0)
     result_expires_s: int = Field(default=86_400, gt=0)
+    # A result write is retried this long while the result backend's Redis is away.
+    result_outage_s: float = Field(default=120.0, ge=0)
     max_tasks_per_child: int = Field(default=1000, ge=1)
+    # A pool process (prefork) or the whole worker (gevent, threads: a warm shutdown for the
+    # supervisor to restart) is replaced once its resident memory passes this (None: never).
+    max_memory_mb: int | None = Field(default=None, ge=64)
     concurrency: int = Field(default=2, ge=1)
 
     redis_max_connections: int = Field(default=16, ge=2)
@@ -70,9 +80,21 @@ class Settings(BaseSettings):
     def _limits_in_order(self) -> Settings:
         if self.hard_time_limit_s <= self.soft_time_limit_s:
             raise ValueError("hard_time_limit_s must be greater than soft_time_limit_s")
-        if self.visibility_timeout_s <= self.hard_time_limit_s:
+        if self.visibility_timeout_s is not None and self.visibility_timeout_s <= self.hard_time_limit_s:
             raise ValueError("visibility_timeout_s must be greater than hard_time_limit_s")
         return self
+
+    @property
+    def visibility_s(self) -> int:
+        """Seconds before the Redis broker hands an unacknowledged job to another worker.
+
+        The explicit setting, else the hard limit plus a margin (a fifth of it, at least
+        10 s): a job cannot run longer than the hard limit, so a message unacknowledged
+        past that belongs to a dead worker.
+        """
+        if self.visibility_timeout_s is not None:
+            return self.visibility_timeout_s
+        return math.ceil(self.hard_time_limit_s + max(VISIBILITY_MARGIN_MIN_S, self.hard_time_limit_s / 5))
 
     @property
     def broker(self) -> str:

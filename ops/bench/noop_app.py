@@ -5,11 +5,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from worker.celery import app
 
 NOOP = "bench.noop"
+SLEEP = "bench.sleep"
 
 
 @app.task(name=NOOP)
@@ -18,4 +20,10 @@ def noop(*args: Any, **kwargs: Any) -> None:
     return None
 
 
-__all__ = ["app", "noop"]
+@app.task(name=SLEEP)
+def sleep(*args: Any, seconds: float = 1.0, **kwargs: Any) -> None:
+    """Sleeps `seconds` (cooperatively under gevent): a plain task waiting on a slow call."""
+    time.sleep(seconds)
+
+
+__all__ = ["app", "noop", "sleep"]

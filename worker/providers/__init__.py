@@ -63,16 +63,17 @@ def provider_report(
 
 def build_providers(
     settings: Settings, catalog: Catalog, counter: TokenCounter, script: Callable[[], Script],
-    environ: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None, *, concurrency: int = 1,
 ) -> dict[str, Provider]:
     """Catalog model name → provider, built once per worker process (after fork).
 
     In real mode, models whose provider has no key are absent. environ: where catalog
-    providers' keys are read (default the process environment).
+    providers' keys are read (default the process environment). concurrency: jobs this
+    process runs at once (sizes each provider's SDK clients).
     """
     if provider_mode(settings) == "simulated":
         simulated = SimulatedProvider(script, counter)
         return {name: simulated for name in catalog.model_names}
     from worker.providers.real import build_real_providers
 
-    return build_real_providers(settings, catalog, environ)
+    return build_real_providers(settings, catalog, environ, concurrency=concurrency)

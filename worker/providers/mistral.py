@@ -1,6 +1,7 @@
 """Mistral on the official SDK (``mistralai`` 3.x: ``mistralai.client.Mistral``, on httpx2).
 
-One client per provider object, built when the object is (per worker process, after
+A few clients per provider object (`clients`, sized to the calls in flight: see
+`worker.providers.clients`), built when the object is (per worker process, after
 fork), with the SDK's retries off (strategy "none"): the router owns retries. Every
 call carries the attempt's timeout (``timeout_ms``). The SDK's debug logger, which
 prints request headers when ``MISTRAL_DEBUG`` is set, is replaced by a silent one so
@@ -21,6 +22,7 @@ from pydantic import SecretStr
 from worker import errors
 from worker.providers import completions, http_errors
 from worker.providers.base import ChatRequest, ChatResponse
+from worker.providers.clients import ClientPool
 
 DEFAULT_SERVER_URL = "https://api.mistral.ai"
 NO_RETRY = RetryConfig("none", BackoffStrategy(1, 1, 1.0, 1), retry_connection_errors=False)
@@ -42,16 +44,17 @@ class MistralProvider:
     """
 
     def __init__(
-        self, name: str, *, api_key: SecretStr, base_url: str | None = None, key_env: str = "MISTRAL_API_KEY"
+        self, name: str, *, api_key: SecretStr, base_url: str | None = None, key_env: str = "MISTRAL_API_KEY",
+        clients: int = 1,
     ) -> None:
         self.name = name
         self._key_env = key_env
         self._secret = api_key
         self._server_url = base_url or DEFAULT_SERVER_URL
-        self._client = Mistral(
+        self._clients = ClientPool(lambda: Mistral(
             api_key=api_key.get_secret_value(), server_url=self._server_url,
             retry_config=NO_RETRY, debug_logger=_Silent(),
-        )
+        ), clients)
 
     def __repr__(self) -> str:
         return f"MistralProvider({self.name!r}, base_url={self._server_url!r})"
@@ -59,15 +62,16 @@ class MistralProvider:
     def chat(self, request: ChatRequest, *, timeout_s: float) -> ChatResponse:
         """One call, no retry; raises only `worker.errors.ProviderError` subclasses."""
         try:
-            completion = self._client.chat.complete(
-                **completions.arguments(request), timeout_ms=max(1, round(timeout_s * 1000))
-            )
+            with self._clients.use() as client:
+                completion = client.chat.complete(
+                    **completions.arguments(request), timeout_ms=max(1, round(timeout_s * 1000))
+                )
         except (sdk_errors.MistralError, sdk_errors.NoResponseError, httpx2.TransportError) as exc:
             raise self._map_error(exc, request.model, timeout_s) from exc
         return completions.response(completion, provider=self.name, model=request.model)
 
     def close(self) -> None:
-        self._client.sdk_configuration.client.close()  # type: ignore[union-attr]
+        self._clients.close(lambda client: client.sdk_configuration.client.close())  # type: ignore[union-attr]
 
     def _map_error(self, exc: Exception, model: str, timeout_s: float) -> errors.ProviderError:
         """The one place where the Mistral SDK's errors become the project's."""

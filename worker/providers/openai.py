@@ -1,6 +1,7 @@
 """OpenAI, and any OpenAI-compatible server (vLLM, Ollama, a gateway), on the official SDK.
 
-One client per provider object, built when the object is (per worker process, after
+A few clients per provider object (`clients`, sized to the calls in flight: see
+`worker.providers.clients`), built when the object is (per worker process, after
 fork), with the SDK's retries off (`max_retries=0`): the router owns retries. Every
 call carries the attempt's timeout. The SDK's errors become the project's in
 `OpenAIProvider._map_error`, and nowhere else.
@@ -16,6 +17,7 @@ from pydantic import SecretStr
 from worker import errors
 from worker.providers import completions, http_errors
 from worker.providers.base import ChatRequest, ChatResponse
+from worker.providers.clients import ClientPool
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -29,30 +31,30 @@ class OpenAIProvider:
     """
 
     def __init__(
-        self, name: str, *, api_key: SecretStr, base_url: str | None = None, key_env: str = "OPENAI_API_KEY"
+        self, name: str, *, api_key: SecretStr, base_url: str | None = None, key_env: str = "OPENAI_API_KEY",
+        clients: int = 1,
     ) -> None:
         self.name = name
         self._key_env = key_env
         self._secret = api_key
-        self._client = openai.OpenAI(
+        self._clients = ClientPool(lambda: openai.OpenAI(
             api_key=api_key.get_secret_value(), base_url=base_url or DEFAULT_BASE_URL, max_retries=0
-        )
+        ), clients)
 
     def __repr__(self) -> str:
-        return f"OpenAIProvider({self.name!r}, base_url={str(self._client.base_url)!r})"
+        return f"OpenAIProvider({self.name!r}, base_url={str(self._clients.first.base_url)!r})"
 
     def chat(self, request: ChatRequest, *, timeout_s: float) -> ChatResponse:
         """One call, no retry; raises only `worker.errors.ProviderError` subclasses."""
         try:
-            completion = self._client.chat.completions.create(
-                **completions.arguments(request), timeout=timeout_s
-            )
+            with self._clients.use() as client:
+                completion = client.chat.completions.create(**completions.arguments(request), timeout=timeout_s)
         except (openai.OpenAIError, json.JSONDecodeError) as exc:
             raise self._map_error(exc, request.model, timeout_s) from exc
         return completions.response(completion, provider=self.name, model=request.model)
 
     def close(self) -> None:
-        self._client.close()
+        self._clients.close(lambda client: client.close())
 
     def _map_error(self, exc: Exception, model: str, timeout_s: float) -> errors.ProviderError:
         """The one place where the OpenAI SDK's errors become the project's."""

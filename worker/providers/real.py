@@ -22,6 +22,7 @@ from pydantic import SecretStr
 
 from worker.catalog import Catalog
 from worker.providers.base import Provider
+from worker.providers.clients import clients_for
 from worker.providers.mistral import DEFAULT_SERVER_URL, MistralProvider
 from worker.providers.openai import DEFAULT_BASE_URL, OpenAIProvider
 from worker.settings import Settings
@@ -110,12 +111,14 @@ def describe(catalog: Catalog, found: Mapping[str, Endpoint]) -> str:
 
 
 def build_real_providers(
-    settings: Settings, catalog: Catalog, environ: Mapping[str, str] | None = None
+    settings: Settings, catalog: Catalog, environ: Mapping[str, str] | None = None, *, concurrency: int = 1
 ) -> dict[str, Provider]:
-    """Model name → its provider; one provider (one SDK client) per endpoint.
+    """Model name → its provider; one provider per endpoint, with `clients_for(concurrency)`
+    SDK clients.
 
     Models whose endpoint has no key are absent from the result. Call once per worker
-    process, after fork: each provider holds its SDK client and connection pool.
+    process, after fork: each provider holds its SDK clients and their connection pools.
+    concurrency: jobs this process runs at once.
     """
     found = endpoints(settings, catalog, environ)
     built: dict[str, Provider] = {}
@@ -127,7 +130,7 @@ def build_real_providers(
         if endpoint.name not in built:
             built[endpoint.name] = KINDS[endpoint.kind](
                 endpoint.name, api_key=endpoint.api_key or KEYLESS, base_url=endpoint.base_url,
-                key_env=endpoint.key_env or "no key",
+                key_env=endpoint.key_env or "no key", clients=clients_for(concurrency),
             )
         providers[model.name] = built[endpoint.name]
     return providers

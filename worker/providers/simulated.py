@@ -118,6 +118,9 @@ def publish_script(client: redis.Redis, key: str, script: Script, *, ttl_s: int)
     client.set(key, script.model_dump_json(), ex=ttl_s)
 
 
+WAIT_SLICE_S = 0.05
+
+
 class SimulatedProvider:
     """Behaves like a real provider, without a network."""
 
@@ -136,6 +139,14 @@ class SimulatedProvider:
         self._clock = clock
         self._sleep = sleep
 
+    def _wait(self, seconds: float) -> None:
+        # In slices, as a connection that trickles bytes returns to Python now and then:
+        # an exception set on this thread from outside (the threads pool's soft limit)
+        # lands between two slices instead of after the whole wait.
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            self._sleep(min(left, WAIT_SLICE_S))
+
     def chat(self, request: ChatRequest, *, timeout_s: float) -> ChatResponse:
         script = self._script()
         behaviour = script.behaviour(request.model)
@@ -149,7 +160,9 @@ class SimulatedProvider:
             raise errors.ProviderTimeout(
                 f"no answer within {timeout_s:.1f}s", provider=self.name, model=request.model
             )
-        if latency_s > 0:
+        if latency_s > timeout_s:
+            self._wait(latency_s)  # a call that ignores its timeout
+        elif latency_s > 0:
             self._sleep(latency_s)
         if failure is not None:
             raise simulated_error(failure[0], failure[1], request.model)

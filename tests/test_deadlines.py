@@ -1,0 +1,44 @@
+"""Every pool keeps every deadline: prefork, gevent and threads end a job that hangs past
+the soft limit as one failed `timeout` JobResult, the cut-short call listed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+import pytest
+
+from producers.client import submit
+from tests.support import RunningWorker
+from worker.providers.simulated import Behaviour, Script
+
+WorkerFactory = Callable[..., AbstractContextManager[RunningWorker]]
+HELLO = [{"role": "user", "content": "Will this call ever end?"}]
+LIMITS = {"TIERLINE_SOFT_TIME_LIMIT_S": 2, "TIERLINE_HARD_TIME_LIMIT_S": 4}
+
+
+@pytest.mark.parametrize("pool", ["prefork", "gevent", "threads"])
+def test_a_call_that_ignores_its_timeout_ends_as_timeout_on_every_pool(
+    worker_factory: WorkerFactory, pool: str
+) -> None:
+    with worker_factory(env=LIMITS, pool=pool, concurrency=4) as worker:
+        # Given the small model hangs past its timeout, and medium answers at once
+        worker.script(Script(models={"mistral-small-latest": Behaviour(latency_ms=30_000, honours_timeout=False)}))
+        started = time.monotonic()
+        # When a small job and a medium job run side by side
+        hung = submit(HELLO, app=worker.app)
+        fine = submit(HELLO, app=worker.app, min_tier="medium")
+        result = hung.result(timeout=30)
+        elapsed = time.monotonic() - started
+        # Then the hung one ends as a timeout at the soft limit, its call listed as interrupted
+        assert result.status == "failed" and result.error is not None, result
+        assert result.error.code == "timeout" and "soft time limit" in result.error.message
+        assert [(a.model, a.outcome, a.error_code) for a in result.attempts] == [
+            ("mistral-small-latest", "interrupted", "soft_time_limit")]
+        assert elapsed < 4, elapsed  # before the hard limit
+        # And the other job was not held up, and the worker lives on
+        assert fine.result(timeout=30).ok
+        worker.script(Script())
+        assert submit(HELLO, app=worker.app).result(timeout=30).ok
+        assert worker.process.poll() is None
