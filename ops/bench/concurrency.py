@@ -114,7 +114,7 @@ def with_huge(jobs: list[dict[str, object]], share: float) -> tuple[list[dict[st
     """`jobs` with every 1/share-th one replaced by a ~200,000-token conversation."""
     rng = random.Random(9)
     step = round(1 / share)
-    huge = {"messages": conversation(rng, 150_000), "min_tier": "large", "max_output_tokens": 64}
+    huge = {"messages": conversation(rng, 150_000), "max_output_tokens": 64}  # ~200K tokens: context_too_long
     mixed = [huge if n % step == step - 1 else job for n, job in enumerate(jobs)]
     return mixed, {n for n in range(len(jobs)) if n % step != step - 1}
 
