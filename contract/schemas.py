@@ -74,9 +74,38 @@ class ExtractionJob(JobOptions):
     document: str = Field(strict=True, min_length=1)
     json_schema: ObjectJsonSchema = Field(alias="schema")
     instructions: str | None = Field(default=None, max_length=20_000)
+    # Each value of the answer says where it came from (JobResult.sources).
+    provenance: bool = False
 
 
-AnyJob = TypeVar("AnyJob", Job, ExtractionJob)
+class ChunkJob(ExtractionJob):
+    """One chunk of a document (`document` holds the chunk's text), as a task of its own.
+
+    chunk_index: 0-based; chunk_total: the document's chunks; chunk_start: the chunk's
+    first character in the document; start_tier: the tier the document was planned at.
+    """
+
+    chunk_index: int = Field(ge=0)
+    chunk_total: int = Field(ge=1)
+    chunk_start: int = Field(ge=0)
+    start_tier: int = Field(ge=0)
+
+
+class MergeJob(BaseModel):
+    """What the merge step of a chunked document needs besides the chunks' results."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_by_name=True, serialize_by_alias=True)
+
+    json_schema: ObjectJsonSchema = Field(alias="schema")
+    chunk_total: int = Field(ge=2)
+    started_at: float
+    routed_tokens: int = 0
+    routed_tokens_exact: bool = True
+    policy: str | None = None
+    provenance: bool = False
+
+
+AnyJob = TypeVar("AnyJob", Job, ExtractionJob, ChunkJob, MergeJob)
 
 
 class ErrorInfo(BaseModel):
@@ -103,6 +132,8 @@ class Attempt(BaseModel):
     level: int = 0
     # The quality check this generation failed: its answer was not the one used.
     rejected: str | None = None
+    # The document chunk this call extracted (0-based); None for a whole job.
+    chunk: int | None = None
 
 
 class Escalation(BaseModel):
@@ -149,6 +180,9 @@ class JobResult(BaseModel):
     routed_tokens_exact: bool = True
     policy: str | None = None
     chunks: int | None = None
+    # Extraction with provenance: per top-level property, where each value came from
+    # ({"chunk", "start", "end", "exact"}, character offsets in the document).
+    sources: dict[str, Any] | None = None
     attempts: list[Attempt] = Field(default_factory=list)
     escalations: list[Escalation] = Field(default_factory=list)
 
@@ -178,6 +212,16 @@ def parse_job(payload: object) -> Job:
 def parse_extraction_job(payload: object) -> ExtractionJob:
     """Validate an extraction job payload; raise `InvalidJob` with a stable code."""
     return _parsed(ExtractionJob, payload)
+
+
+def parse_chunk_job(payload: object) -> ChunkJob:
+    """Validate a chunk job payload; raise `InvalidJob` with a stable code."""
+    return _parsed(ChunkJob, payload)
+
+
+def parse_merge_job(payload: object) -> MergeJob:
+    """Validate a merge step's payload; raise `InvalidJob` with a stable code."""
+    return _parsed(MergeJob, payload)
 
 
 def _parsed(model: type[AnyJob], payload: object) -> AnyJob:

@@ -13,8 +13,9 @@ from typing import Any
 from celery import Task
 
 from contract.names import TASK_COMPLETE
-from contract.schemas import Carry, parse_job
+from contract.schemas import parse_job
 from tasks.delivery import deliver, finishing
+from tasks.requeue import carried, requeue
 from worker.celery import app
 from worker.router import Decision, Escalate, JobRecord
 from worker.runtime import Runtime, runtime
@@ -27,7 +28,7 @@ def complete(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """Route the job in ``kwargs["job"]`` (or the first argument); return its JobResult."""
     started = time.monotonic()  # the soft limit runs from here, not from when runtime() is built
     rt = runtime()
-    carry = _carry(kwargs.pop("carry", None))
+    carry = carried(kwargs.pop("carry", None))
     record = JobRecord(str(self.request.id), carry, deadline=rt.deadline(started))
     with rt.soft_limit(started):
         decision = _decide(self, rt, record, args, kwargs)
@@ -42,12 +43,7 @@ def _record(
     job_id = str(task.request.id)
     if isinstance(decision, Escalate):
         # The same job payload, untouched, plus what the earlier generations carry.
-        sig = task.signature(
-            kwargs={"job": kwargs.get("job", args[0] if args else None),
-                    "carry": decision.carry.model_dump(mode="json")},
-            argsrepr=f"job={job_id}", kwargsrepr=f"{{level: {decision.carry.level}}}",
-        )
-        return task.replace(sig)  # type: ignore[no-any-return]
+        return requeue(task, task.name, kwargs.get("job", args[0] if args else None), decision.carry)  # type: ignore[no-any-return]
     log.info(
         "job done job=%s status=%s model=%s tier=%s tokens=%s attempts=%d cost=%.6f",
         job_id, decision.status, decision.model, decision.tier, decision.routed_tokens,
@@ -62,11 +58,3 @@ def _decide(
     return deliver(task, rt, record, args, kwargs, parse=parse_job,
                    run=lambda job, busy: rt.router.route(job, record, busy))
 
-
-def _carry(raw: object) -> Carry:
-    if isinstance(raw, dict):
-        try:
-            return Carry.model_validate(raw)
-        except ValueError:
-            log.warning("ignoring a malformed carry")
-    return Carry(started_at=time.time())

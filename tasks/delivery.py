@@ -17,13 +17,13 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from contract.schemas import Attempt, ErrorInfo, JobResult
 from worker import errors, keys
-from worker.router import Decision, JobRecord
+from worker.router import JobRecord
 from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 J = TypeVar("J")
-D = TypeVar("D", bound=Decision)
+D = TypeVar("D")
 T = TypeVar("T")
 
 LEASE_POLL_S = 0.5  # how often a redelivery checks on the copy of its job running elsewhere

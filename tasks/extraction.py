@@ -1,7 +1,10 @@
 """`tierline.extract`: a document and a JSON Schema → exactly one JobResult, `parsed` set.
 
-Thin: validate, read routing state, hand the document to the `Extractor` (chunks, quality
-gate, in-process escalation per chunk, merge), record the result.
+Thin: validate, read routing state, plan the document (`Extractor.start`). One chunk is
+extracted here (a poor answer re-queues it one tier up as a chunk task under the same
+job id). Several chunks: the task replaces itself with a chord of chunk tasks and a
+merge step (`tasks.chunks`); `Task.replace` freezes the chord's merge step with this
+task's id, so the document's JobResult is stored under its own job id.
 """
 
 from __future__ import annotations
@@ -10,13 +13,14 @@ import logging
 import time
 from typing import Any
 
-from celery import Task
+from celery import Task, chord
 
-from contract.names import TASK_EXTRACT
+from contract.names import TASK_EXTRACT, TASK_EXTRACT_CHUNK, TASK_EXTRACT_MERGE
 from contract.schemas import Carry, JobResult, parse_extraction_job
 from tasks.delivery import deliver, finishing
+from tasks.requeue import requeue
 from worker.celery import app
-from worker.extractor import Extractor
+from worker.extractor import ChunkEscalate, Extractor, Fanout, Started, chunk_id
 from worker.router import JobRecord
 from worker.runtime import Runtime, runtime
 
@@ -31,16 +35,47 @@ def extract(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
     record = JobRecord(str(self.request.id), Carry(started_at=time.time()), deadline=rt.deadline(started))
     extractor = Extractor(rt.router, rt.state, rt.counter, rt.metrics)
     with rt.soft_limit(started):
-        result = deliver(self, rt, record, args, kwargs, parse=parse_extraction_job,
-                         run=lambda job, busy: extractor.run(job, record, busy))
-        return finishing(record.job_id, lambda: _record(rt, result))
+        decision = deliver(self, rt, record, args, kwargs, parse=parse_extraction_job,
+                           run=lambda job, busy: extractor.start(job, record, busy))
+        return finishing(record.job_id, lambda: _record(self, rt, decision))
 
 
-def _record(rt: Runtime, result: JobResult) -> dict[str, Any]:
+def _record(task: Task, rt: Runtime, started: Started) -> dict[str, Any]:
     rt.flush_metrics()
+    if isinstance(started, Fanout):
+        return fan_out(task, started)  # type: ignore[no-any-return]
+    if isinstance(started, ChunkEscalate):
+        # A one-chunk document: its chunk goes one tier up as a chunk task, same job id.
+        chunk = started.chunk.model_dump(mode="json", by_alias=True)
+        return requeue(task, TASK_EXTRACT_CHUNK, chunk, started.carry)  # type: ignore[no-any-return]
+    log_result("extraction done", started)
+    return started.model_dump(mode="json")
+
+
+def fan_out(task: Task, fanout: Fanout) -> Any:
+    """Replace `task` with a chord: a task per chunk (ids ``<job>:chunk:<i>``), then the merge."""
+    job_id = str(task.request.id)
+    total = len(fanout.chunks)
+    header = [
+        task.app.signature(
+            TASK_EXTRACT_CHUNK, kwargs={"job": chunk.model_dump(mode="json", by_alias=True)},
+            task_id=chunk_id(job_id, chunk.chunk_index),
+            argsrepr=f"job={chunk_id(job_id, chunk.chunk_index)} chunk {chunk.chunk_index + 1}/{total} "
+            f"chars={len(chunk.document)}", kwargsrepr="{}",
+        )
+        for chunk in fanout.chunks
+    ]
+    merge = task.app.signature(
+        TASK_EXTRACT_MERGE, kwargs={"merge": fanout.merge.model_dump(mode="json", by_alias=True)},
+        argsrepr=f"job={job_id} chunk results={total}", kwargsrepr="{}",
+    )
+    log.info("extraction fans out job=%s chunks=%d", job_id, total)
+    return task.replace(chord(header, merge))
+
+
+def log_result(what: str, result: JobResult) -> None:
     log.info(
-        "extraction done job=%s status=%s chunks=%s model=%s tier=%s tokens=%s attempts=%d "
-        "escalations=%d cost=%.6f", result.job_id, result.status, result.chunks, result.model, result.tier,
+        "%s job=%s status=%s chunks=%s model=%s tier=%s tokens=%s attempts=%d "
+        "escalations=%d cost=%.6f", what, result.job_id, result.status, result.chunks, result.model, result.tier,
         result.routed_tokens, len(result.attempts), len(result.escalations), result.cost_usd,
     )
-    return result.model_dump(mode="json")

@@ -16,6 +16,7 @@ from contract.schemas import JobResult
 from producers import submit_extraction
 from tests.support import RunningWorker
 from worker.catalog import load_catalog, parse_catalog
+from worker.merge import normal_key
 from worker.providers.simulated import Behaviour, Script
 from worker.tokens import TokenCounter
 
@@ -42,7 +43,7 @@ ANNOTATED = {
     "type": "object",
     "properties": {
         "seller": {"type": "object", "x-merge": "first", "properties": {"name": {"type": "string"}}},
-        "clauses": {"type": "array", "items": {"type": "string"}},
+        "clauses": {"type": "array", "x-merge": "concat", "items": {"type": "string"}},
     },
     "required": ["seller", "clauses"],
 }
@@ -137,12 +138,14 @@ def test_a_batch_of_50_documents_ends_with_one_valid_json_or_a_clear_error_each(
 
 
 def assert_merged_by_the_schema_rules(result: JobResult, schema: dict) -> None:
-    """The simulator answers two list items per chunk: a merge concatenates them."""
+    """The simulator answers two list items per chunk: the merge keeps each distinct one once."""
     generations = [a for a in result.attempts if a.outcome == "ok"]
     assert len(generations) == (result.chunks or 0) + len(result.escalations)
     assert len([a for a in generations if a.rejected is None]) == result.chunks
     if schema is CONTRACT:
-        assert len(result.parsed["parties"]) == 2 * (result.chunks or 0)
+        parties = result.parsed["parties"]
+        assert 2 <= len(parties) <= 2 * (result.chunks or 0)
+        assert len({normal_key(p) for p in parties}) == len(parties)
     assert result.cost_usd == pytest.approx(sum(a.cost_usd for a in result.attempts))
 
 
@@ -186,4 +189,4 @@ def test_a_document_longer_than_the_small_context_on_the_default_catalog(worker:
     assert (cascade.tier, cascade.chunks) == ("small", 2)
     assert (by_tokens.tier, by_tokens.chunks) == ("large", 1)
     assert cascade.cost_usd < by_tokens.cost_usd
-    assert len(cascade.parsed["parties"]) == 4
+    assert 2 <= len(cascade.parsed["parties"]) <= 4

@@ -88,7 +88,8 @@ def test_extraction_never_plans_a_model_this_worker_cannot_call(client: redis.Re
         "schema": {"type": "object", "properties": {"buyer": {"type": "string"}}, "required": ["buyer"]},
     })
     # When it runs
-    result = extractor.run(job, record("extract-without-small"), frozenset())
+    result = extractor.start(job, record("extract-without-small"), frozenset())
+    assert isinstance(result, JobResult)
     # Then medium answers: small is not tried, and nothing crashes
     assert result.ok, result.error
     assert [a.model for a in result.attempts] == [MEDIUM]

@@ -13,7 +13,7 @@ from typing import Any
 
 from celery import Celery, signals
 
-from contract.names import QUEUE_CONVERSATIONS, QUEUE_EXTRACTION, TASK_COMPLETE, TASK_EXTRACT
+from contract.names import QUEUE_CONVERSATIONS, TASK_QUEUES
 from worker import broker, runtime
 from worker.errors import CatalogError, SchemaRegistryError
 from worker.settings import Settings, get_settings
@@ -59,10 +59,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_track_started": False,
         "task_default_queue": QUEUE_CONVERSATIONS,
         **broker.queue_options(settings.broker),
-        "task_routes": {
-            TASK_COMPLETE: {"queue": QUEUE_CONVERSATIONS},
-            TASK_EXTRACT: {"queue": QUEUE_EXTRACTION},
-        },
+        "task_routes": {task: {"queue": queue} for task, queue in TASK_QUEUES.items()},
         # A job running when the broker connection drops finishes and stores its result;
         # its unacked message comes back after the visibility timeout and the redelivery
         # returns the stored result (tasks/delivery.py). Cancelling it would store
@@ -90,7 +87,10 @@ def result_retries(outage_s: float) -> dict[str, Any]:
 
 
 # IntakeTask: a malformed message ends as a failed result instead of stopping the consumer.
-app = Celery("tierline", include=["tasks.conversation", "tasks.extraction"], task_cls="worker.intake:IntakeTask")
+app = Celery(
+    "tierline", include=["tasks.conversation", "tasks.extraction", "tasks.chunks"],
+    task_cls="worker.intake:IntakeTask",
+)
 app.conf.update(celery_config(get_settings()))
 
 

@@ -1,15 +1,8 @@
-"""Structured extraction, the pure part: prompts, chunks that fit a context, merge rules.
+"""Structured extraction, the pure part: prompts, and chunks that fit a context.
 
 A document bigger than a model's context is split into chunks that fit with the prompt
 and the output budget; each chunk's answer is a JSON object valid for the schema, and
-the answers merge by a rule per top-level property that the schema declares:
-
-- an array property is concatenated, in chunk order;
-- a scalar property (string, number, integer, boolean, null, or a union of them) takes
-  the first non-empty value;
-- anything else (a nested object, an untyped or ``anyOf`` property) needs an explicit
-  ``"x-merge": "first"`` or ``"x-merge": "concat"``; without one the schema cannot merge,
-  and a document that needs more than one chunk fails with ``unmergeable_schema``.
+the answers merge by the rules in `worker.merge`.
 """
 
 from __future__ import annotations
@@ -17,105 +10,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-MERGE_KEY = "x-merge"
-MergeRule = Literal["concat", "first"]
-_SCALARS = frozenset({"string", "number", "integer", "boolean", "null"})
+from worker.merge import MERGE_KEY
+
 # Coarsest first: paragraphs, lines, sentences, words; a chunk breaks at the coarsest
 # boundary that makes it fit. Whitespace starts the next piece, as the tokenizer's own
 # pre-split has it, so the tokens of the pieces add up to about those of the whole.
 _BOUNDARIES = tuple(re.compile(p) for p in (r"(?=\n\n)", r"(?=\n)", r"(?<=[.!?])(?=\s)", r"(?=\s)"))
 
 Count = Callable[[str], int]
-
-
-@dataclass(frozen=True)
-class MergePlan:
-    """The rule per top-level property, or the `problem` that makes the schema unmergeable."""
-
-    rules: Mapping[str, MergeRule]
-    problem: str | None = None
-
-
-def merge_plan(schema: Mapping[str, Any]) -> MergePlan:
-    """How answers valid for `schema` (an object schema) merge across chunks."""
-    properties = schema.get("properties")
-    if schema.get("type") != "object" or not isinstance(properties, dict):
-        return MergePlan({}, "the schema has no top-level properties to merge")
-    rules: dict[str, MergeRule] = {}
-    for name, sub in properties.items():
-        rule = _rule(sub if isinstance(sub, dict) else {})
-        if rule is None:
-            return MergePlan({}, _unmergeable(name, sub))
-        rules[name] = rule
-    return MergePlan(rules)
-
-
-def _rule(sub: Mapping[str, Any]) -> MergeRule | None:
-    kinds = _kinds(sub)
-    declared = sub.get(MERGE_KEY)
-    if declared == "first":
-        return "first"
-    if declared == "concat":
-        return "concat" if kinds <= {"array", "string", "null"} else None
-    if declared is not None:
-        return None
-    if "array" in kinds and kinds <= {"array", "null"}:
-        return "concat"
-    if kinds and kinds <= _SCALARS or not kinds and _scalar_values(sub):
-        return "first"
-    return None
-
-
-def _kinds(sub: Mapping[str, Any]) -> set[str]:
-    kinds = sub.get("type")
-    return {kinds} if isinstance(kinds, str) else set(kinds or ())
-
-
-def _scalar_values(sub: Mapping[str, Any]) -> bool:
-    """An untyped property limited to scalar values by ``enum`` or ``const``."""
-    values = sub["enum"] if isinstance(sub.get("enum"), list) else [sub.get("const", {})]
-    return all(v is None or isinstance(v, str | int | float | bool) for v in values)
-
-
-def _unmergeable(name: str, sub: object) -> str:
-    spec = sub if isinstance(sub, dict) else {}
-    declared = spec.get(MERGE_KEY)
-    kind = "/".join(sorted(_kinds(spec))) or "untyped"
-    if declared == "concat":
-        return f"property {name!r} ({kind}): {MERGE_KEY} \"concat\" merges only lists and strings"
-    if declared is not None:
-        return f"property {name!r}: {MERGE_KEY} must be \"concat\" or \"first\", not {declared!r}"
-    return (
-        f"property {name!r} ({kind}) has no merge rule: give it "
-        f"\"{MERGE_KEY}\": \"first\" (or \"concat\" for a list) to merge it across chunks"
-    )
-
-
-def merge(parts: Sequence[Mapping[str, Any]], rules: Mapping[str, MergeRule]) -> dict[str, Any]:
-    """One object from the chunk answers `parts`, in order; undeclared keys take `first`."""
-    names = list(rules) + [k for part in parts for k in part if k not in rules]
-    merged: dict[str, Any] = {}
-    for name in dict.fromkeys(names):
-        values = [part[name] for part in parts if name in part]
-        if values:
-            merged[name] = _concat(values) if rules.get(name) == "concat" else _first(values)
-    return merged
-
-
-def _concat(values: Sequence[Any]) -> Any:
-    present = [v for v in values if v is not None]
-    if present and all(isinstance(v, list) for v in present):
-        return [item for v in present for item in v]
-    if present and all(isinstance(v, str) for v in present):
-        return "\n".join(v for v in present if v)
-    return _first(values)
-
-
-def _first(values: Sequence[Any]) -> Any:
-    return next((v for v in values if v not in (None, "", [], {})), values[0])
 
 
 def provider_schema(schema: Any) -> Any:
@@ -221,3 +125,12 @@ def _fit(chunk: str, budget: int, count: Count) -> list[str]:
     if tokens <= budget or len(chunk) == 1:
         return [chunk]
     return split(chunk, max(1, 2 * budget - tokens), count)
+
+
+def offsets(chunks: Sequence[str]) -> list[tuple[int, int]]:
+    """Where each chunk of `split`'s answer starts and ends in the text (characters)."""
+    out, start = [], 0
+    for chunk in chunks:
+        out.append((start, start + len(chunk)))
+        start += len(chunk)
+    return out

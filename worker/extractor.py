@@ -1,40 +1,31 @@
 """Extraction over the router: a document and a schema → chunks → one validated JSON.
 
-Chunks of one document run in this process, one after the other, inside one task
-(`tierline.extract`): each chunk is planned (fresh busy flags), generated through
-`Router.generate` (the same fallback loop and attempt records as conversations), checked
-by the quality gate with the extraction defaults, and on a failed check retried one
-tier up, in process, at most `max_escalations` times per chunk. Why not through the
-queue: the merge needs every chunk, so a chord would add a join point whose parts
-can each be replaced, and escalating a chunk through the broker would re-run the chunks
-already answered or carry them in the message. Here a poor chunk costs one more call
-for that chunk only, and the job still ends as one JobResult under its own id. A batch
-pipeline gets its parallelism from many documents at once; one very long document is
-bounded by the task's time limit.
+`start` plans a document: its route, the chunk budget the contexts allow, its chunks.
+A document of one chunk is extracted in its own task (`chunk`), like a conversation:
+a poor answer is re-queued one tier up under the same job id. A document of several
+chunks becomes a `Fanout`: the task replaces itself with a Celery chord, one task per
+chunk (`tierline.extract_chunk`, each with its own time limits, on any worker, each
+escalating on its own through the queue) and a merge step (`tierline.extract_merge`,
+`merged`) that runs under the document's job id once every chunk has a result.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from contract.schemas import ErrorInfo, ExtractionJob, Job, JobResult, Message, QualitySpec
+from contract.schemas import Carry, ChunkJob, ErrorInfo, ExtractionJob, Job, JobResult, MergeJob, Message, QualitySpec
 from worker import quality
-from worker.extraction import (
-    MergePlan,
-    chunk_budget,
-    chunk_prompt,
-    merge,
-    merge_plan,
-    provider_schema,
-    split,
-    system_prompt,
-)
+from worker.extraction import chunk_budget, chunk_prompt, offsets, provider_schema, split, system_prompt
+from worker.merge import merge, merge_plan
 from worker.metrics import Metrics
 from worker.plan import Route
-from worker.router import Generation, JobRecord, Router
+from worker.provenance import Span, sources_of
+from worker.router import Decision, Escalate, JobRecord, Router
 from worker.state import RoutingState
 from worker.tokens import PER_MESSAGE_TOKENS, TokenCounter
 
@@ -45,22 +36,22 @@ MIN_CHUNK_TOKENS = 64
 
 
 @dataclass(frozen=True)
-class ChunkAnswer:
-    generated: Generation
-    value: dict[str, Any]
+class Fanout:
+    """A document of several chunks: a task per chunk, then the merge."""
+
+    chunks: list[ChunkJob]
+    merge: MergeJob
 
 
 @dataclass(frozen=True)
-class Prepared:
-    """A document ready to extract: its chunks, prompt, checks and merge rules."""
+class ChunkEscalate:
+    """A one-chunk document whose answer was poor: its chunk goes one tier up, as a chunk task."""
 
-    job: ExtractionJob
-    route: Route
-    system: str
-    spec: QualitySpec
-    chunks: list[str]
-    budget: int
-    merging: MergePlan
+    chunk: ChunkJob
+    carry: Carry
+
+
+Started = JobResult | ChunkEscalate | Fanout
 
 
 class Extractor:
@@ -74,33 +65,34 @@ class Extractor:
         self._counter = counter
         self._metrics = metrics
 
-    def run(self, job: ExtractionJob, record: JobRecord, busy: frozenset[str]) -> JobResult:
-        """Extract `job`'s document to one JSON value; raises `InvalidJob` for bad names.
+    def start(self, job: ExtractionJob, record: JobRecord, busy: frozenset[str]) -> Started:
+        """Plan `job`'s document; extract it here when it is one chunk; raises `InvalidJob`.
 
-        busy: the flags read when the job was delivered, used for its first plan; later
-        chunks and escalations read them again (time has passed).
+        busy: the flags read when the job was delivered.
         """
-        prepared = self._prepare(job, record)
-        if isinstance(prepared, ErrorInfo):
-            return self._router.failed(record, prepared)
-        total = len(prepared.chunks)
-        if total > 1 and prepared.merging.problem is not None:
+        chunks = self._chunks(job, record)
+        if isinstance(chunks, ErrorInfo):
+            return self._router.failed(record, chunks)
+        if len(chunks) == 1:
+            decision = self.chunk(chunks[0].job, record, busy)
+            return ChunkEscalate(chunks[0].job, decision.carry) if isinstance(decision, Escalate) else decision
+        problem = merge_plan(job.json_schema).problem
+        if problem is not None:
             failed = self._router.failed(record, ErrorInfo(code="unmergeable_schema", message=(
-                f"the document needs {total} chunks of up to {prepared.budget} tokens, "
-                f"and the schema cannot merge them: {prepared.merging.problem}")))
-            return failed.model_copy(update={"chunks": total})
-        self._metrics.incr("extraction:chunks", total)
-        answers = []
-        for index in range(total):
-            answer = self._chunk(prepared, record, index, busy if index == 0 else None)
-            if isinstance(answer, JobResult):
-                return answer.model_copy(update={"chunks": total})
-            answers.append(answer)
-        return self._merged(prepared, record, answers)
+                f"the document needs {len(chunks)} chunks of up to {chunks[0].chunk_budget} tokens, "
+                f"and the schema cannot merge them: {problem}")))
+            return failed.model_copy(update={"chunks": len(chunks)})
+        self._metrics.incr("extraction:chunks", len(chunks))
+        routed = record.routed
+        merging = MergeJob.model_validate(dict(
+            schema=job.json_schema, chunk_total=len(chunks), started_at=record.carry.started_at,
+            routed_tokens=routed.tokens if routed else 0, routed_tokens_exact=routed.exact if routed else True,
+            policy=record.policy, provenance=job.provenance,
+        ))
+        return Fanout([c.job for c in chunks], merging)
 
-    def _prepare(self, job: ExtractionJob, record: JobRecord) -> Prepared | ErrorInfo:
-        schema = provider_schema(job.json_schema)
-        system = system_prompt(schema, job.instructions)
+    def _chunks(self, job: ExtractionJob, record: JobRecord) -> list[_Planned] | ErrorInfo:
+        system = system_prompt(provider_schema(job.json_schema), job.instructions)
         route = self._router.route_for(_chat(job, system, job.document), record)
         budget = chunk_budget(
             context_tokens=self._context_tokens(route),
@@ -111,9 +103,15 @@ class Extractor:
             return ErrorInfo(code="context_too_long", message=(
                 f"the extraction prompt and the output budget ({job.max_output_tokens} tokens) "
                 "leave no room for the document in the chosen model's context"))
-        chunks = split(job.document, budget, self._counter.text)
-        spec = (job.quality or QualitySpec()).model_copy(update={"json_schema": schema, "json_output": True})
-        return Prepared(job, route, system, spec, chunks, budget, merge_plan(job.json_schema))
+        texts = split(job.document, budget, self._counter.text)
+        fields = job.model_dump(by_alias=True, exclude={"document", "job_id"})
+        return [
+            _Planned(ChunkJob.model_validate({
+                **fields, "document": text, "chunk_index": i, "chunk_total": len(texts),
+                "chunk_start": start, "start_tier": route.start_tier,
+            }), budget)
+            for i, (text, (start, _)) in enumerate(zip(texts, offsets(texts), strict=True))
+        ]
 
     def _context_tokens(self, route: Route) -> int:
         """The smallest context among the models a chunk may go to, from its start tier up."""
@@ -124,51 +122,107 @@ class Extractor:
         start = min(max(route.start_tier, route.min_tier), len(catalog.tiers) - 1)
         return min(m.context_tokens for tier in catalog.tiers[start:] for m in tier.models)
 
-    def _chunk(
-        self, prepared: Prepared, record: JobRecord, index: int, busy: frozenset[str] | None
-    ) -> ChunkAnswer | JobResult:
-        """One chunk to a valid answer, escalating on failed checks; a failed JobResult ends it."""
-        job, total = prepared.job, len(prepared.chunks)
-        system, text = chunk_prompt(prepared.system, index, total), prepared.chunks[index]
-        chat = _chat(job, system, text, spec=prepared.spec)
-        tokens = self._counter.conversation([system, text]).tokens
-        record.carry.level, record.carry.min_tier = 0, prepared.route.min_tier
-        where = f"chunk {index + 1}/{total}" if total > 1 else "document"
-        while True:
-            route = Route(tokens=tokens, output_tokens=job.max_output_tokens,
-                          start_tier=prepared.route.start_tier, min_tier=record.carry.min_tier,
-                          pin_model=job.pin_model)
-            if busy is None:
-                busy = self._state.busy(self._router.catalog.model_names)
-            chosen = self._router.plan_for(route, busy)
-            busy = None
-            if chosen.empty:
-                why = self._router.no_fit(route)
-                return self._router.failed(record, ErrorInfo(code=why.code, message=f"{where}: {why.message}"))
-            generated = self._router.generate(chat, chosen, record)
-            if isinstance(generated, ErrorInfo):
-                return self._router.failed(record, ErrorInfo(
-                    code=generated.code, message=f"{where}: {generated.message}"))
-            verdict = quality.check(generated.response.content, chat.quality, defaults=quality.EXTRACTION)
-            if verdict.ok:
-                return ChunkAnswer(generated, verdict.parsed)
+    def chunk(self, job: ChunkJob, record: JobRecord, busy: frozenset[str] | None = None) -> Decision:
+        """One chunk to a valid answer (a JobResult), or an escalation one tier up.
+
+        busy: the flags read at delivery (None: read them now).
+        """
+        schema = provider_schema(job.json_schema)
+        system = chunk_prompt(system_prompt(schema, job.instructions), job.chunk_index, job.chunk_total)
+        spec = (job.quality or QualitySpec()).model_copy(update={"json_schema": schema, "json_output": True})
+        chat = _chat(job, system, job.document, spec=spec)
+        route = dataclasses.replace(self._router.route_for(chat, record), start_tier=job.start_tier)
+        where = f"chunk {job.chunk_index + 1}/{job.chunk_total}" if job.chunk_total > 1 else "document"
+        chosen = self._router.plan_for(route, busy if busy is not None else self._state.busy(
+            self._router.catalog.model_names))
+        if chosen.empty:
+            why = self._router.no_fit(route)
+            return self._located(job, self._router.failed(record, _at(where, why)))
+        generated = self._router.generate(chat, chosen, record)
+        if isinstance(generated, ErrorInfo):
+            return self._located(job, self._router.failed(record, _at(where, generated)))
+        verdict = quality.check(generated.response.content, chat.quality, defaults=quality.EXTRACTION)
+        if not verdict.ok:
             located = quality.Verdict(False, verdict.check, f"{where}: {verdict.reason}")
             decision = self._router.escalate_or_fail(chat, record, generated, located, route)
-            if isinstance(decision, JobResult):
-                return decision
+            return self._located(job, decision) if isinstance(decision, JobResult) else decision
+        result = self._router.succeeded(record, generated, verdict.parsed)
+        if job.provenance and isinstance(verdict.parsed, dict):
+            span = Span(job.chunk_index, job.chunk_start, job.chunk_start + len(job.document))
+            result.sources = sources_of(verdict.parsed, job.document, span)
+        return self._located(job, result)
 
-    def _merged(self, prepared: Prepared, record: JobRecord, answers: list[ChunkAnswer]) -> JobResult:
-        values = [a.value for a in answers]
-        merged = values[0] if len(values) == 1 else merge(values, prepared.merging.rules)
-        content = json.dumps(merged, ensure_ascii=False)
-        update = {"content": content, "chunks": len(values)}
-        error = quality.schema_error(merged, prepared.job.json_schema) if len(values) > 1 else None
-        if error is not None:
-            failed = self._router.failed(record, ErrorInfo(
-                code="merge_invalid", message=f"the merged answer is not valid for the schema: {error}"))
-            return failed.model_copy(update=update)
-        strongest = max(answers, key=lambda a: a.generated.candidate.tier).generated
-        return self._router.succeeded(record, strongest, merged).model_copy(update=update)
+    @staticmethod
+    def _located(job: ChunkJob, result: JobResult) -> JobResult:
+        """`result` with every attempt naming its chunk; a whole document's says chunks=1."""
+        if job.chunk_total == 1:
+            return result.model_copy(update={"chunks": 1})
+        attempts = [a.model_copy(update={"chunk": job.chunk_index}) for a in result.attempts]
+        return result.model_copy(update={"attempts": attempts})
+
+    def merged(self, job_id: str, job: MergeJob, parts: list[JobResult]) -> JobResult:
+        """The document's JobResult from its chunks' results (any order): merged, or the
+        first failed chunk's error; every chunk's attempts and escalations listed."""
+        parts = sorted(parts, key=lambda p: chunk_index(p.job_id))
+        document = _totals(job_id, job, parts)
+        failed = next((p for p in parts if not p.ok), None)
+        if failed is not None or len(parts) != job.chunk_total:
+            error = failed.error if failed is not None and failed.error else ErrorInfo(
+                code="internal_error", message=f"{len(parts)} of {job.chunk_total} chunk results came back")
+            self._metrics.incr(f"extraction:documents:failed:{error.code}")
+            return document.model_copy(update={"status": "failed", "error": error,
+                                               "content": failed.content if failed else None})
+        plan = merge_plan(job.json_schema)
+        done = merge([p.parsed for p in parts], plan.rules, [p.sources or {} for p in parts]
+                     if job.provenance else None)
+        invalid = quality.schema_error(done.value, job.json_schema)
+        update: dict[str, Any] = {"content": json.dumps(done.value, ensure_ascii=False), "sources": done.sources}
+        if invalid is not None:
+            update.update(status="failed", error=ErrorInfo(
+                code="merge_invalid", message=f"the merged answer is not valid for the schema: {invalid}"))
+        else:
+            update.update(status="succeeded", parsed=done.value, **self._strongest(parts))
+        self._metrics.incr(f"extraction:documents:{update['status']}")
+        return document.model_copy(update=update)
+
+    def _strongest(self, parts: list[JobResult]) -> dict[str, Any]:
+        """Model, tier, provider and finish reason of the strongest tier that answered."""
+        catalog = self._router.catalog
+        best = max(parts, key=lambda p: catalog.tier_index(p.tier) if p.tier else -1)
+        return {"model": best.model, "tier": best.tier, "provider": best.provider,
+                "finish_reason": best.finish_reason}
+
+
+@dataclass(frozen=True)
+class _Planned:
+    job: ChunkJob
+    chunk_budget: int
+
+
+def chunk_id(job_id: str, index: int) -> str:
+    """The task id of chunk `index` of document `job_id`: the same on every delivery."""
+    return f"{job_id}:chunk:{index}"
+
+
+def chunk_index(chunk_job_id: str) -> int:
+    """The index `chunk_id` put in a chunk's task id."""
+    return int(chunk_job_id.rsplit(":", 1)[-1])
+
+
+def _totals(job_id: str, job: MergeJob, parts: list[JobResult]) -> JobResult:
+    attempts = [a for p in parts for a in p.attempts]
+    return JobResult(
+        job_id=job_id, status="failed", chunks=job.chunk_total, policy=job.policy,
+        tokens_in=sum(a.tokens_in for a in attempts), tokens_out=sum(a.tokens_out for a in attempts),
+        cost_usd=sum(a.cost_usd for a in attempts),
+        latency_ms=round((time.time() - job.started_at) * 1000, 3),
+        routed_tokens=job.routed_tokens, routed_tokens_exact=job.routed_tokens_exact,
+        attempts=attempts, escalations=[e for p in parts for e in p.escalations],
+    )
+
+
+def _at(where: str, error: ErrorInfo) -> ErrorInfo:
+    return ErrorInfo(code=error.code, message=f"{where}: {error.message}")
 
 
 def _chat(job: ExtractionJob, system: str, text: str, *, spec: QualitySpec | None = None) -> Job:

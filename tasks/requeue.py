@@ -1,0 +1,36 @@
+"""Re-queue a job under its own id: a poor answer goes one tier up through the broker."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from celery import Task
+
+from contract.schemas import Carry
+
+log = logging.getLogger(__name__)
+
+
+def requeue(task: Task, name: str, job: object, carry: Carry) -> Any:
+    """Replace `task` with task `name` (same id) on `job`, carrying the earlier generations.
+
+    job: the job payload, untouched. Raises Celery's `Ignore` once the new message is sent.
+    """
+    job_id = str(task.request.id)
+    sig = task.app.signature(
+        name, kwargs={"job": job, "carry": carry.model_dump(mode="json")},
+        argsrepr=f"job={job_id}", kwargsrepr=f"{{level: {carry.level}}}",
+    )
+    return task.replace(sig)
+
+
+def carried(raw: object) -> Carry:
+    """The carry a re-queued message brings (a fresh one for a first delivery)."""
+    if isinstance(raw, dict):
+        try:
+            return Carry.model_validate(raw)
+        except ValueError:
+            log.warning("ignoring a malformed carry")
+    return Carry(started_at=time.time())
