@@ -15,3 +15,14 @@ TASK_QUEUES = {
     TASK_COMPLETE: QUEUE_CONVERSATIONS, TASK_EXTRACT: QUEUE_EXTRACTION,
     TASK_EXTRACT_CHUNK: QUEUE_EXTRACTION, TASK_EXTRACT_MERGE: QUEUE_EXTRACTION,
 }
+
+
+def chunk_id(job_id: str, index: int) -> str:
+    """The task id of chunk `index` (0-based) of document `job_id`: the same on every
+    delivery, so a redelivered chunk finds its stored result."""
+    return f"{job_id}:chunk:{index}"
+
+
+def chunk_index(chunk_job_id: str) -> int:
+    """The index `chunk_id` put in a chunk's task id."""
+    return int(chunk_job_id.rsplit(":", 1)[-1])

@@ -1,4 +1,4 @@
-"""The client's commands: `tierline submit` and `tierline batch run`.
+"""The client's commands: `tierline submit`, `tierline batch run` and `tierline extract`.
 
 The whole `tierline` command (`operators.cli`) adds the worker-side ones to these.
 """
@@ -15,10 +15,12 @@ from rich.console import Console
 
 from producers.batch.command import batch_cli
 from producers.client import submit
+from producers.documents.command import extract_command
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help="Submit jobs to tierline workers.")
 console = Console()
 cli.add_typer(batch_cli, name="batch")
+cli.command("extract")(extract_command)
 
 
 @cli.command("submit")

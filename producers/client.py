@@ -99,10 +99,14 @@ def submit(
 
 
 def summary(job_id: str, job: Mapping[str, Any]) -> str:
-    """What Flower and the logs show of a job: id, message count, a token bound, no text.
+    """What Flower and the logs show of a job: id, message count, a token bound, no text
+    (for a document: its size).
 
     The bound is the UTF-8 size plus 4 per message: no token is shorter than a byte.
     """
+    document = job.get("document")
+    if isinstance(document, str):
+        return f"job={job_id} document chars={len(document)}"
     messages = job.get("messages")
     if not isinstance(messages, list):
         return f"job={job_id} messages=?"

@@ -13,7 +13,7 @@ from typing import Any
 from celery import Celery
 
 from contract.names import TASK_EXTRACT
-from producers.client import JobHandle, producer_app
+from producers.client import JobHandle, send_job
 
 
 def submit_extraction(
@@ -27,17 +27,13 @@ def submit_extraction(
     """Enqueue an extraction job on the ``extraction`` queue.
 
     document: the text to extract from. schema: a JSON Schema of an object; a top-level
-    property merges across chunks by its type (lists concatenated, scalars first
-    non-empty) or by an ``"x-merge": "concat"|"first"`` annotation. job_id: idempotency
+    property merges across chunks by its type (lists: items equal once normalised are
+    kept once; scalars: the first non-empty) or by an ``"x-merge"`` annotation
+    (``"union"``, ``"concat"``, ``"first"``). job_id: idempotency
     key, also the Celery task id (a new uuid when None). options: ``instructions``,
     ``critical``, ``pin_model``, ``min_tier``, ``policy``, ``max_output_tokens``,
-    ``temperature``, ``metadata``, ``quality``.
+    ``temperature``, ``metadata``, ``quality``, ``provenance`` (the result's ``sources``
+    say where each value came from: chunk and character offsets in the document).
     """
-    app = app or producer_app()
-    task_id = job_id or str(uuid.uuid4())
-    job = {"job_id": task_id, "document": document, "schema": dict(schema), **options}
-    app.send_task(
-        TASK_EXTRACT, kwargs={"job": job}, task_id=task_id,
-        argsrepr=f"job={task_id} document chars={len(document)}", kwargsrepr="{}",
-    )
-    return JobHandle(task_id, app)
+    job = {"job_id": job_id or str(uuid.uuid4()), "document": document, "schema": dict(schema), **options}
+    return send_job(job, app=app, task=TASK_EXTRACT)

@@ -15,12 +15,12 @@ from typing import Any
 
 from celery import Task, chord
 
-from contract.names import TASK_EXTRACT, TASK_EXTRACT_CHUNK, TASK_EXTRACT_MERGE
+from contract.names import TASK_EXTRACT, TASK_EXTRACT_CHUNK, TASK_EXTRACT_MERGE, chunk_id
 from contract.schemas import Carry, JobResult, parse_extraction_job
 from tasks.delivery import deliver, finishing
 from tasks.requeue import requeue
 from worker.celery import app
-from worker.extractor import ChunkEscalate, Extractor, Fanout, Started, chunk_id
+from worker.extractor import ChunkEscalate, Extractor, Fanout, Started
 from worker.router import JobRecord
 from worker.runtime import Runtime, runtime
 

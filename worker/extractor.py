@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from contract.names import chunk_index
 from contract.schemas import Carry, ChunkJob, ErrorInfo, ExtractionJob, Job, JobResult, MergeJob, Message, QualitySpec
 from worker import quality
 from worker.extraction import chunk_budget, chunk_prompt, offsets, provider_schema, split, system_prompt
@@ -197,16 +198,6 @@ class Extractor:
 class _Planned:
     job: ChunkJob
     chunk_budget: int
-
-
-def chunk_id(job_id: str, index: int) -> str:
-    """The task id of chunk `index` of document `job_id`: the same on every delivery."""
-    return f"{job_id}:chunk:{index}"
-
-
-def chunk_index(chunk_job_id: str) -> int:
-    """The index `chunk_id` put in a chunk's task id."""
-    return int(chunk_job_id.rsplit(":", 1)[-1])
 
 
 def _totals(job_id: str, job: MergeJob, parts: list[JobResult]) -> JobResult:

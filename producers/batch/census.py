@@ -6,8 +6,9 @@ left to the second pass, which reports them with the rest of the bad lines.
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Callable, Container
 from dataclasses import dataclass
+from typing import Any
 
 from contract.errors import InvalidJob
 from producers.batch.errors import DuplicateCustomIds
@@ -26,16 +27,23 @@ class Census:
     skipped: int
 
 
-def take_census(source: LineSource, *, skip: Container[str] = ()) -> Census:
-    """Count `source`; raise `DuplicateCustomIds` (with line numbers) if any id repeats."""
+def take_census(
+    source: LineSource, *, skip: Container[str] = (), key: Callable[[dict[str, Any], int], str | None] = custom_id_of,
+) -> Census:
+    """Count `source`; raise `DuplicateCustomIds` (with line numbers) if any id repeats.
+
+    key: a line's id (its custom_id by default; None or `InvalidJob`: left to the second pass).
+    """
     duplicates: dict[str, list[int]] = {}
     count = total = skipped = 0
     with Ledger() as seen:
         for number, raw in source:
             total += 1
             try:
-                custom_id = custom_id_of(load(raw), number)
+                custom_id = key(load(raw), number)
             except InvalidJob:
+                continue
+            if custom_id is None:
                 continue
             first = seen.add(custom_id, number)
             if first is None:

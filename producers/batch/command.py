@@ -1,4 +1,5 @@
-"""`tierline batch run IN.jsonl -o OUT.jsonl`: a batch file through the workers.
+"""`tierline batch run IN.jsonl -o OUT.jsonl`: a batch file through the workers (and the
+run-to-exit-status part every file run shares: `tierline extract` too).
 
 Exit status: 0 every line succeeded; 1 some lines failed or were bad (see the errors
 file); 2 the batch was rejected before anything was sent; 3 Redis was lost mid-run;
@@ -7,9 +8,10 @@ file); 2 the batch was rejected before anything was sent; 3 Redis was lost mid-r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, NoReturn, Optional
 
 import redis
 import typer
@@ -20,7 +22,7 @@ from rich.markup import escape
 from producers.batch.errors import BatchRejected
 from producers.batch.handle import DEFAULT_WINDOW
 from producers.batch.progress import BatchBar
-from producers.batch.run import FileBatch
+from producers.batch.run import FileBatch, FileRun
 from producers.batch.summary import BatchSummary, largest_price
 
 batch_cli = typer.Typer(
@@ -44,26 +46,36 @@ def run_command(
     Lines whose custom_id is in OUT are done: after an interruption,
     the same command finishes the rest and redoes nothing.
     """
+    run_to_exit(lambda: FileBatch(source, output, errors=errors, route=route, window=window),
+                progress=progress, unit="lines")
+
+
+def run_to_exit(open_run: Callable[[], FileRun], *, progress: bool, unit: str) -> NoReturn:
+    """Open the run `open_run` makes, run it with a bar and a summary, exit with its status.
+
+    2: rejected before anything was sent; 3: Redis lost mid-run; else `run_into_files`'s.
+    """
     console = Console()
     with ExitStack() as stack:
         try:
-            batch = stack.enter_context(FileBatch(source, output, errors=errors, route=route, window=window))
+            batch = stack.enter_context(open_run())
         except (BatchRejected, ValueError, RuntimeError) as exc:
-            console.print(f"[red]batch not run:[/] {escape(str(exc))}")
+            console.print(f"[red]{'batch' if unit == 'lines' else 'extraction'} not run:[/] {escape(str(exc))}")
             raise typer.Exit(2) from exc
         if batch.resumed:
             console.print(f"resuming: {batch.resumed:,} records already in the output and errors files")
         try:
-            code = _run(batch, console, progress=progress)
+            code = run_into_files(batch, console, progress=progress, unit=unit)
         except (redis.RedisError, OperationalError) as exc:
             console.print(f"[red]lost Redis:[/] {escape(str(exc))}; run the same command again to resume")
             raise typer.Exit(3) from exc
     raise typer.Exit(code)
 
 
-def _run(batch: FileBatch, console: Console, *, progress: bool) -> int:
-    summary = BatchSummary(large=largest_price())
-    bar = BatchBar(console, batch.progress, live=progress)
+def run_into_files(batch: FileRun, console: Console, *, progress: bool, unit: str = "lines") -> int:
+    """Run `batch` with a progress bar and a summary; the exit status (0, 1 or 130)."""
+    summary = BatchSummary(large=largest_price(), unit=unit)
+    bar = BatchBar(console, batch.progress, live=progress, unit=unit)
     try:
         with bar:
             for outcome in batch.run():
@@ -73,7 +85,7 @@ def _run(batch: FileBatch, console: Console, *, progress: bool) -> int:
         p = batch.progress
         console.print(summary.table(p))
         console.print(
-            f"[yellow]interrupted:[/] {p.done:,} of {p.total:,} lines done, {p.in_flight:,} in flight "
+            f"[yellow]interrupted:[/] {p.done:,} of {p.total:,} {unit} done, {p.in_flight:,} in flight "
             "(they keep running on the workers); run the same command again to finish"
         )
         return 130

@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -30,15 +31,49 @@ def errors_path_for(output: Path) -> Path:
     return output.with_name(f"{output.stem}.errors{output.suffix or '.jsonl'}")
 
 
+@dataclass(frozen=True)
+class RecordFormat:
+    """How one kind of batch writes its records and finds them again to resume.
+
+    output / error: OUT's record and the errors file's record of an outcome. done_key: the
+    key of an OUT record (what a new run skips); error_key: an error record's key (each
+    written once). released: the stored results an outcome's record makes free to delete.
+    """
+
+    output: Callable[[LineOutcome], dict[str, Any]]
+    error: Callable[[LineOutcome], dict[str, Any]]
+    done_key: Callable[[dict[str, Any]], str | None]
+    error_key: Callable[[dict[str, Any]], str]
+    released: Callable[[LineOutcome], list[str]]
+
+
+def _custom_id(record: dict[str, Any]) -> str | None:
+    value = record.get("custom_id")
+    return value if isinstance(value, str) else None
+
+
+def _error_key(record: dict[str, Any]) -> str:
+    return f"{record.get('id')}@{record.get('line')}"
+
+
+def _own_job(outcome: LineOutcome) -> list[str]:
+    return [outcome.job_id] if outcome.job_id is not None else []
+
+
+# Chat lines in the OpenAI batch output shape; a line is done when its custom_id is in OUT.
+LINES = RecordFormat(output_record, error_record, _custom_id, _error_key, _own_job)
+
+
 class OutputFiles(AbstractContextManager["OutputFiles"]):
     """OUT and its errors file, opened for appending after a resume scan."""
 
-    def __init__(self, output: Path, errors: Path) -> None:
+    def __init__(self, output: Path, errors: Path, *, form: RecordFormat = LINES) -> None:
         self.output, self.errors = output, errors
+        self.form = form
         self.done = Ledger()
         self._reported = Ledger()
         try:
-            self.resumed = _scan(output, self.done, _custom_id) + _scan(errors, self._reported, _error_key)
+            self.resumed = _scan(output, self.done, form.done_key) + _scan(errors, self._reported, form.error_key)
         except BaseException:
             self._close_ledgers()
             raise
@@ -48,13 +83,13 @@ class OutputFiles(AbstractContextManager["OutputFiles"]):
     def write(self, outcome: LineOutcome) -> None:
         """Append `outcome`'s lines: errors first (if it failed), then OUT (if it ran)."""
         if not outcome.ok:
-            record = error_record(outcome)
-            if self._reported.add(_error_key(record)) is None:
+            record = self.form.error(outcome)
+            if self._reported.add(self.form.error_key(record)) is None:
                 errors = self._file(self.errors)
                 errors.write(_encode(record))
                 errors.flush()  # on disk before OUT can be: see the module docstring
         if outcome.result is not None:
-            self._file(self.output).write(_encode(output_record(outcome)))
+            self._file(self.output).write(_encode(self.form.output(outcome)))
         if time.monotonic() - self._flushed > _FLUSH_EVERY_S:
             self.flush()
 
@@ -89,15 +124,6 @@ def _encode(record: dict[str, Any]) -> bytes:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 
-def _custom_id(record: dict[str, Any]) -> str | None:
-    value = record.get("custom_id")
-    return value if isinstance(value, str) else None
-
-
-def _error_key(record: dict[str, Any]) -> str:
-    return f"{record.get('id')}@{record.get('line')}"
-
-
 def _scan(path: Path, ledger: Ledger, key_of: Callable[[dict[str, Any]], str | None]) -> int:
     """Add the key of every record in `path` to `ledger`; the number of records."""
     if not path.exists():
@@ -114,7 +140,7 @@ def _scan(path: Path, ledger: Ledger, key_of: Callable[[dict[str, Any]], str | N
                 raise CorruptOutput(path, number, f"not JSON ({exc})") from exc
             key = key_of(record) if isinstance(record, dict) else None
             if key is None:
-                raise CorruptOutput(path, number, "not a batch output record")
+                raise CorruptOutput(path, number, "not a record of this kind of batch")
             ledger.add(key, number)
             records += 1
     return records

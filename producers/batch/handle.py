@@ -9,7 +9,7 @@ the order they finish. `handle.progress` counts as it goes.
 from __future__ import annotations
 
 import time
-from collections.abc import Container, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +43,9 @@ class BatchProgress:
     invalid: int = 0
     in_flight: int = 0
     cost_usd: float = 0.0
+    # Chunks the finished documents were cut into, and tokens in and out (extraction).
+    chunks: int = 0
+    tokens: int = 0
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -77,22 +80,30 @@ class BatchProgress:
             self.failed += 1
         if outcome.result is not None:
             self.cost_usd += outcome.result.cost_usd
+            self.chunks += outcome.result.chunks or 1
+            self.tokens += outcome.result.tokens_in + outcome.result.tokens_out
 
 
 class BatchHandle(AbstractContextManager["BatchHandle"]):
-    """A checked batch; `results()` runs it (once) and yields each line's outcome."""
+    """A checked batch; `results()` runs it (once) and yields each item's outcome.
+
+    feed: the items to run, in order: a `Ticket` to send, or a `LineOutcome` for an item
+    that needs no job (bad, or done before). queue: where its jobs go (the jobs already
+    waiting there are only waited for). admit: send at most this many tickets at a time
+    (default: a window's room), so big jobs (documents) are not all held at once.
+    on_close: releases the feed's resources.
+    """
 
     def __init__(
-        self, source: LineSource, *, scope: str, route: bool, window: int, skip: Container[str],
-        app: Celery, progress: BatchProgress,
+        self, feed: Iterator[Ticket | LineOutcome], *, queue: str, window: int, app: Celery,
+        progress: BatchProgress, admit: int | None = None, on_close: Callable[[], None] = lambda: None,
     ) -> None:
         self.progress = progress
-        self._source = source
-        self._scope = scope
-        self._route = route
-        self._skip = skip
+        self._feed = feed
+        self._on_close = on_close
+        self._admit = admit or window
         self._store = ResultStore(app)
-        queued = queued_job_ids(app, QUEUE_CONVERSATIONS)
+        queued = queued_job_ids(app, queue)
         self._window = Window(capacity=window, sender=sender_app(app), store=self._store, queued=queued)
         self._started = False
 
@@ -106,7 +117,7 @@ class BatchHandle(AbstractContextManager["BatchHandle"]):
             raise RuntimeError("a batch runs once; submit it again to resume it")
         self._started = True
         try:
-            yield from self._run(self._pending())
+            yield from self._run(self._feed)
         finally:
             self.close()
 
@@ -135,29 +146,18 @@ class BatchHandle(AbstractContextManager["BatchHandle"]):
                 outcomes.append(item)
             else:
                 tickets.append(item)
-            if len(tickets) >= self._window.room or len(outcomes) >= self._window.capacity:
+            if len(tickets) >= min(self._window.room, self._admit) or len(outcomes) >= self._window.capacity:
                 outcomes += self._window.admit(tickets)
                 return True
         outcomes += self._window.admit(tickets)
         return False
-
-    def _pending(self) -> Iterator[Ticket | LineOutcome]:
-        for number, raw in self._source:
-            line = parse_line(raw, number, route=self._route, skip=self._skip)
-            if line is None:
-                continue
-            if isinstance(line, BadLine):
-                yield LineOutcome(line=number, custom_id=line.custom_id, invalid=line.error)
-                continue
-            job = {**line.job, "metadata": {"custom_id": line.custom_id, **line.job.get("metadata", {})}}
-            yield Ticket(number, line.custom_id, job_id(self._scope, line.custom_id, job), job)
 
     def release(self, job_ids: Sequence[str]) -> None:
         """Free the stored results of `job_ids` once they are safely written elsewhere."""
         self._store.release(job_ids)
 
     def close(self) -> None:
-        self._source.close()
+        self._on_close()
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -192,6 +192,21 @@ def submit_batch(
     if scope is None:
         scope = scope_of(lines) if isinstance(lines, Path) else ""
     return BatchHandle(
-        source, scope=scope, route=route, window=window, skip=skip, app=app,
-        progress=BatchProgress(total=census.total, skipped=census.skipped),
+        _line_tickets(source, scope=scope, route=route, skip=skip), queue=QUEUE_CONVERSATIONS,
+        window=window, app=app, progress=BatchProgress(total=census.total, skipped=census.skipped),
+        on_close=source.close,
     )
+
+
+def _line_tickets(
+    source: LineSource, *, scope: str, route: bool, skip: Container[str]
+) -> Iterator[Ticket | LineOutcome]:
+    for number, raw in source:
+        line = parse_line(raw, number, route=route, skip=skip)
+        if line is None:
+            continue
+        if isinstance(line, BadLine):
+            yield LineOutcome(line=number, custom_id=line.custom_id, invalid=line.error)
+            continue
+        job = {**line.job, "metadata": {"custom_id": line.custom_id, **line.job.get("metadata", {})}}
+        yield Ticket(number, line.custom_id, job_id(scope, line.custom_id, job), job)

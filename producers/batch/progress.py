@@ -23,16 +23,21 @@ def _duration(seconds: float | None) -> str:
 class BatchBar:
     """A rich progress bar fed from `BatchProgress`; updates at most every 0.1 s.
 
-    live: False shows nothing (the bar is disabled).
+    live: False shows nothing (the bar is disabled). unit: what the batch counts ("lines",
+    "documents"); documents also show the chunks and tokens of those finished.
     """
 
-    def __init__(self, console: Console, progress: BatchProgress, *, live: bool = True) -> None:
+    def __init__(
+        self, console: Console, progress: BatchProgress, *, live: bool = True, unit: str = "lines"
+    ) -> None:
         self._source = progress
+        extra = [TextColumn("{task.fields[chunks]} chunks"), TextColumn("{task.fields[tokens]} tokens")]
         self._bar = Progress(
-            TextColumn("batch"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("batch" if unit == "lines" else unit), BarColumn(), MofNCompleteColumn(),
             TextColumn("[red]{task.fields[failed]} failed"),
             TextColumn("{task.fields[flying]} in flight"),
-            TextColumn("{task.fields[rate]} lines/s"),
+            *(extra if unit != "lines" else []),
+            TextColumn(f"{{task.fields[rate]}} {unit}/s"),
             TextColumn("ETA {task.fields[eta]}"),
             TextColumn("[green]${task.fields[cost]}"),
             console=console, disable=not live,
@@ -45,6 +50,7 @@ class BatchBar:
         return {
             "failed": f"{p.failed + p.invalid:,}", "flying": f"{p.in_flight:,}",
             "rate": f"{p.rate:,.1f}", "eta": _duration(p.eta_s), "cost": f"{p.cost_usd:,.4f}",
+            "chunks": f"{p.chunks:,}", "tokens": f"{p.tokens:,}",
         }
 
     def update(self, *, force: bool = False) -> None:

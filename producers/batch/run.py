@@ -1,44 +1,46 @@
-"""A batch file run: IN.jsonl through the workers into OUT.jsonl, resumable.
+"""A batch run into files: items through the workers into OUT.jsonl, resumable.
 
 Running the same command again after an interruption (Ctrl-C, a crash, a lost
-connection) skips the custom_ids already in OUT and sends the others again under the
-same job ids: lines the workers finished meanwhile are collected from their stored
-results, and no finished line is sent to a provider twice.
+connection) skips what OUT already holds and sends the rest again under the same job
+ids: jobs the workers finished meanwhile are collected from their stored results, and
+no finished job is sent to a provider twice. `FileRun` is the part every kind of batch
+shares (chat lines: `FileBatch`; documents: `producers.documents.DocumentRun`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from celery import Celery
 
-from producers.batch.files import OutputFiles, errors_path_for
+from producers.batch.files import LINES, OutputFiles, RecordFormat, errors_path_for
 from producers.batch.handle import DEFAULT_WINDOW, BatchHandle, BatchProgress, submit_batch
 from producers.batch.records import LineOutcome
 
 _RELEASE_EVERY = 128
 
 
-class FileBatch:
-    """Open with `with`: the resume scan and the duplicate check happen on entry.
+class FileRun:
+    """Open with `with`: the resume scan and the checks happen on entry.
 
-    source: the input JSONL. output: OUT; errors: its errors file (default
-    ``<out>.errors.jsonl``). route, window, app: as for `submit_batch`.
+    output: OUT; errors: its errors file (default ``<out>.errors.jsonl``). form: the
+    records' shape. inputs: the paths the run reads (none may be OUT or the errors file).
     """
 
-    def __init__(
-        self, source: Path, output: Path, *, errors: Path | None = None, route: bool = False,
-        window: int = DEFAULT_WINDOW, app: Celery | None = None,
-    ) -> None:
+    def __init__(self, output: Path, *, errors: Path | None, form: RecordFormat, inputs: tuple[Path, ...]) -> None:
         errors = errors or errors_path_for(output)
-        if len({source.resolve(), output.resolve(), errors.resolve()}) < 3:
-            raise ValueError("the input, output and errors files must be three different files")
-        self.source, self.output, self.errors = source, output, errors
-        self._route, self._window, self._app = route, window, app
+        if len({output.resolve(), errors.resolve(), *(p.resolve() for p in inputs)}) < 2 + len(inputs):
+            raise ValueError("the input, output and errors files must be different files")
+        self.output, self.errors, self._form = output, errors, form
         self._files: OutputFiles | None = None
         self._handle: BatchHandle | None = None
+
+    def _open_handle(self, skip: Container[str]) -> BatchHandle:
+        """The run's handle, leaving out the keys in `skip` (what OUT already holds)."""
+        raise NotImplementedError
 
     @property
     def progress(self) -> BatchProgress:
@@ -50,17 +52,17 @@ class FileBatch:
         return self._opened()[0].resumed
 
     def run(self) -> Iterator[LineOutcome]:
-        """Run the lines not done yet; each outcome is written before it is yielded.
+        """Run what is not done yet; each outcome is written before it is yielded.
 
-        Once written lines are flushed to OUT, their stored results are released in Redis
-        (see `ResultStore.release`), so Redis holds at most a window's worth of results.
+        Once written records are flushed to OUT, their stored results are released in
+        Redis (see `ResultStore.release`), so Redis holds about a window of results.
         """
         files, handle = self._opened()
         written: list[str] = []
         for outcome in handle.results():
             files.write(outcome)
-            if outcome.job_id is not None and outcome.result is not None:
-                written.append(outcome.job_id)
+            if outcome.result is not None:
+                written += self._form.released(outcome)
             if len(written) >= _RELEASE_EVERY:
                 files.flush()
                 handle.release(written)
@@ -71,16 +73,13 @@ class FileBatch:
 
     def _opened(self) -> tuple[OutputFiles, BatchHandle]:
         if self._files is None or self._handle is None:
-            raise RuntimeError("open the batch first: `with FileBatch(...) as batch:`")
+            raise RuntimeError(f"open the run first: `with {type(self).__name__}(...) as run:`")
         return self._files, self._handle
 
-    def __enter__(self) -> FileBatch:
-        self._files = OutputFiles(self.output, self.errors)
+    def __enter__(self) -> Self:
+        self._files = OutputFiles(self.output, self.errors, form=self._form)
         try:
-            self._handle = submit_batch(
-                self.source, route=self._route, window=self._window, skip=self._files.done,
-                app=self._app,
-            )
+            self._handle = self._open_handle(self._files.done)
         except BaseException:
             self._files.close()
             raise
@@ -93,6 +92,22 @@ class FileBatch:
             self._handle.close()
         if self._files is not None:
             self._files.close()
+
+
+class FileBatch(FileRun):
+    """A batch file of chat lines: IN.jsonl into OUT.jsonl; a line is done when its
+    custom_id is in OUT. route, window, app: as for `submit_batch`."""
+
+    def __init__(
+        self, source: Path, output: Path, *, errors: Path | None = None, route: bool = False,
+        window: int = DEFAULT_WINDOW, app: Celery | None = None,
+    ) -> None:
+        super().__init__(output, errors=errors, form=LINES, inputs=(source,))
+        self.source = source
+        self._route, self._window, self._app = route, window, app
+
+    def _open_handle(self, skip: Container[str]) -> BatchHandle:
+        return submit_batch(self.source, route=self._route, window=self._window, skip=skip, app=self._app)
 
 
 def run_file(

@@ -60,6 +60,7 @@ class BatchSummary:
     """Tallies of the outcomes of one run; `large` prices the all-large comparison."""
 
     large: Price | None = None
+    unit: str = "lines"
     tiers: Counter[str] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)
     cost_usd: float = 0.0
@@ -79,7 +80,8 @@ class BatchSummary:
 
     def table(self, progress: BatchProgress) -> Table:
         """The summary as a rich table."""
-        table = Table(title="batch summary (this run)", show_header=False)
+        table = Table(title=f"{'batch' if self.unit == 'lines' else 'extraction'} summary (this run)",
+                      show_header=False)
         table.add_column("what")
         table.add_column("value", justify="right")
         for row in self._rows(progress):
@@ -89,14 +91,16 @@ class BatchSummary:
     def _rows(self, progress: BatchProgress) -> list[tuple[str, str]]:
         p = progress
         rows = [
-            ("lines", f"{p.total:,}"),
+            (self.unit, f"{p.total:,}"),
             ("done before this run", f"{p.skipped:,}"),
             ("succeeded", f"{p.succeeded:,}"),
             ("failed", f"{p.failed:,}"),
-            ("bad lines", f"{p.invalid:,}"),
+            (f"bad {self.unit}", f"{p.invalid:,}"),
             ("not finished", f"{p.total - p.done:,}"),
-            ("rate", f"{p.rate:,.1f} lines/s over {p.elapsed_s:,.1f}s"),
+            ("rate", f"{p.rate:,.1f} {self.unit}/s over {p.elapsed_s:,.1f}s"),
         ]
+        if self.unit != "lines":
+            rows += [("chunks", f"{p.chunks:,}"), ("tokens in and out", f"{p.tokens:,}")]
         succeeded = sum(self.tiers.values())
         rows += [(f"tier {tier}", f"{n:,} ({n / succeeded:.0%})") for tier, n in self.tiers.most_common()]
         rows.append(("cost", f"${self.cost_usd:,.4f}"))

@@ -15,6 +15,7 @@ from typing import Any
 
 from celery import Celery
 
+from contract.names import TASK_COMPLETE
 from contract.schemas import JobResult
 from producers.batch.records import LineOutcome
 from producers.batch.results import ResultStore
@@ -23,12 +24,13 @@ from producers.client import send_job
 
 @dataclass(frozen=True)
 class Ticket:
-    """A line ready to send: its number, custom_id, job id and job payload."""
+    """An item ready to send: its number, custom_id (or document id), job id, job payload and task."""
 
     line: int
     custom_id: str
     job_id: str
     job: dict[str, Any]
+    task: str = TASK_COMPLETE
 
 
 class Window:
@@ -62,7 +64,7 @@ class Window:
                 outcomes.append(_outcome(ticket.job_id, (ticket.line, ticket.custom_id), done))
                 continue
             if ticket.job_id not in self._queued:
-                send_job({**ticket.job, "job_id": ticket.job_id}, app=self._sender)
+                send_job({**ticket.job, "job_id": ticket.job_id}, app=self._sender, task=ticket.task)
             self._flying[ticket.job_id] = (ticket.line, ticket.custom_id)
         return outcomes
 
