@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,7 @@ class Document:
     error: ErrorInfo | None = None
 
 
-class DocumentSource:
+class DocumentSource(AbstractContextManager["DocumentSource"]):
     """The documents of `path` (a folder, or a ``.jsonl`` file), read lazily.
 
     exclude: files never taken as documents (the run's own output and errors files).
@@ -94,6 +95,9 @@ class DocumentSource:
     def close(self) -> None:
         if self._lines is not None:
             self._lines.close()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _line_id(obj: object, number: int) -> str:

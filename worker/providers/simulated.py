@@ -51,6 +51,9 @@ class Behaviour(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     latency_ms: float = Field(default=0.0, ge=0)
+    # Added per thousand tokens of the request, as a real model takes longer to read a
+    # long prompt.
+    latency_ms_per_ktok: float = Field(default=0.0, ge=0)
     jitter_ms: float = Field(default=0.0, ge=0)
     error_rate: float = Field(default=0.0, ge=0, le=1)
     error: ErrorName = "unavailable"
@@ -151,7 +154,9 @@ class SimulatedProvider:
         script = self._script()
         behaviour = script.behaviour(request.model)
         rng = random.Random(_seed(request))
-        latency_s = (behaviour.latency_ms + rng.uniform(0, behaviour.jitter_ms)) / 1000
+        tokens_in = self._usage_in(script, request)
+        latency_ms = behaviour.latency_ms + behaviour.latency_ms_per_ktok * tokens_in / 1000
+        latency_s = (latency_ms + rng.uniform(0, behaviour.jitter_ms)) / 1000
         failure = self._failure(behaviour, rng)
         if failure is not None and failure[0] == "timeout":
             latency_s = timeout_s + 1
@@ -166,7 +171,6 @@ class SimulatedProvider:
             self._sleep(latency_s)
         if failure is not None:
             raise simulated_error(failure[0], failure[1], request.model)
-        tokens_in = self._usage_in(script, request)
         poor = self._poor(script, behaviour, request, rng, tokens_in)
         budget = script.answer_length == "budget" and poor is None and not request.json_mode
         content = _budget_answer(request) if budget else _answer(request, poor, rng)
