@@ -240,7 +240,7 @@ def test_a_resumed_batch_does_not_send_again_a_job_still_waiting_on_the_broker(
     app = producer_app_for(url, url)
     source = write_jsonl(tmp_path / "in.jsonl", [openai_line(f"w{i}", f"wait {i}") for i in range(3)])
     first = submit_batch(source, app=app, window=10)
-    first_ids = {t.job_id for t in first._pending() if isinstance(t, Ticket)}
+    first_ids = {t.job_id for t in first._feed if isinstance(t, Ticket)}
     first.close()
     leftover = sorted(first_ids)[0]
     send_job({"messages": [{"role": "user", "content": "x"}], "job_id": leftover}, app=app)
@@ -248,7 +248,7 @@ def test_a_resumed_batch_does_not_send_again_a_job_still_waiting_on_the_broker(
 
     again = submit_batch(source, app=app, window=10)
     window = again._window
-    window.admit([t for t in again._pending() if isinstance(t, Ticket)])
+    window.admit([t for t in again._feed if isinstance(t, Ticket)])
     again.close()
     # Three lines in flight, two new messages: the waiting one was not sent twice.
     assert len(window) == 3
