@@ -12,7 +12,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from producers import run_extraction
+import pytest
+
+from producers import run_extraction, submit_documents
+from producers.batch import DuplicateCustomIds
+from producers.documents import InvalidExtraction
 from tests.producers.test_documents_reading import pdf_bytes
 from tests.support import ROOT, RunningWorker
 from worker.providers.simulated import Behaviour, Script
@@ -106,3 +110,27 @@ def test_an_interrupted_folder_run_run_again_writes_each_document_once_and_a_cha
     assert len(records) == 13, log
     assert records[-1]["id"] == "c00.txt" and records[-1]["data"]["parties"] == ["Amended", "contract"]
     assert Counter(r["id"] for r in read_jsonl(tmp_path / "out.errors.jsonl"))["empty.txt"] == 1
+
+
+def test_a_jsonl_of_documents_runs_from_python_and_repeated_ids_reject_it_before_sending(
+    worker: RunningWorker, tmp_path: Path
+) -> None:
+    worker.script(Script())
+    repeated = tmp_path / "repeated.jsonl"
+    repeated.write_text('{"id": "a", "text": "Acme"}\n{"id": "b", "text": "Globex"}\n{"id": "a", "text": "x"}\n')
+    with pytest.raises(DuplicateCustomIds, match="'a' on lines 1, 3"):
+        submit_documents(repeated, SCHEMA, app=worker.app)
+    with pytest.raises(InvalidExtraction, match="invalid_schema"):
+        submit_documents(repeated, {"type": "array"}, app=worker.app)
+    # Given a JSONL of two documents and a line without text
+    source = tmp_path / "docs.jsonl"
+    source.write_text('{"id": "a", "text": "Acme buys from Globex"}\n{"id": "b"}\n{"id": "c", "text": "Initech"}\n')
+    # When it runs from Python
+    with submit_documents(source, SCHEMA, app=worker.app, provenance=True) as handle:
+        outcomes = {o.custom_id: o for o in handle.results()}
+    # Then each line ends as a result or as its error, and the progress counts them
+    assert outcomes["a"].result is not None and outcomes["a"].result.parsed["parties"] == ["Acme", "buys"]
+    assert outcomes["a"].result.sources is not None
+    assert outcomes["b"].error is not None and outcomes["b"].error.code == "invalid_document"
+    assert outcomes["c"].ok
+    assert (handle.progress.total, handle.progress.succeeded, handle.progress.invalid) == (3, 2, 1)
