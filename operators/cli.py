@@ -1,6 +1,6 @@
 """The `tierline` command: the client's commands, and the worker side's for operators.
 
-`submit` and `batch` come from the client (`producers.cli`) and work with the client
+`submit`, `batch` and `extract` come from the client (`producers`) and work with the client
 install alone. `worker`, `demo`, `models`, `stats`, `replay` and `worksheet` run or read the worker side: their
 modules are imported when the command runs, after a check that the worker's
 dependencies are installed (``pip install "tierline[worker]"``), so a client install
@@ -20,10 +20,12 @@ from operators.replay.command import replay as replay_command
 from operators.replay.command import worksheet as worksheet_command
 from producers.batch.command import batch_cli
 from producers.cli import submit_command
+from producers.documents.command import extract_command
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help="LLM jobs on Celery workers, routed by tier.")
 cli.command("submit")(submit_command)
 cli.add_typer(batch_cli, name="batch")
+cli.command("extract")(extract_command)
 cli.command("replay")(replay_command)
 cli.command("worksheet")(worksheet_command)
 console = Console()

@@ -40,10 +40,10 @@ import redis
 from rich.console import Console
 from rich.table import Table
 
+from contract.names import QUEUE_EXTRACTION
+from operators.embedded import PrivateRedis, redis_url_from_env
+from operators.services import WorkerSpec, background_worker
 from producers.client import producer_app_for
-from producers.embedded import PrivateRedis, redis_url_from_env
-from producers.services import WorkerSpec, background_worker
-from tasks.schemas import QUEUE_EXTRACTION
 from worker.keys import Keys
 from worker.providers.simulated import Behaviour, Script, publish_script
 
