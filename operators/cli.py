@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from operators.control import control_cli
 from operators.replay.command import replay as replay_command
 from operators.replay.command import worksheet as worksheet_command
 from producers.batch.command import batch_cli
@@ -28,6 +29,7 @@ cli.add_typer(batch_cli, name="batch")
 cli.command("extract")(extract_command)
 cli.command("replay")(replay_command)
 cli.command("worksheet")(worksheet_command)
+cli.add_typer(control_cli, name="control")
 console = Console()
 
 # Import names of the `worker` extra's packages that the worker-side commands need.
@@ -90,11 +92,17 @@ def demo(
 
 @cli.command()
 def models() -> None:
-    """The catalog as the worker sees it: provider, thresholds, prices, busy flags."""
+    """The catalog as the worker sees it (provider, thresholds, prices, busy flags), then live
+    control per model: circuit, window error rate and p95, rate-limit use, drain, weight."""
     _need_worker_side("models")
     from operators.inspect import models_table
+    from operators.live_view import live_table
+    from worker.catalog import load_catalog
+    from worker.settings import get_settings
 
     console.print(models_table())
+    settings = get_settings()
+    console.print(live_table(settings, load_catalog(settings.catalog_path)))
 
 
 @cli.command()

@@ -12,13 +12,14 @@ from typing import Any
 
 from celery import Task
 
-from contract.names import TASK_COMPLETE
-from contract.schemas import parse_job
+from contract.names import QUEUE_CONVERSATIONS, TASK_COMPLETE
+from contract.schemas import JobResult, parse_job
 from tasks.delivery import deliver, finishing
 from tasks.requeue import carried, requeue
 from worker.celery import app
 from worker.router import Decision, Escalate, JobRecord
 from worker.runtime import Runtime, runtime
+from worker.shadow import TASK_SHADOW, live_side, wanted
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +45,24 @@ def _record(
     if isinstance(decision, Escalate):
         # The same job payload, untouched, plus what the earlier generations carry.
         return requeue(task, task.name, kwargs.get("job", args[0] if args else None), decision.carry)  # type: ignore[no-any-return]
+    _shadow(task, rt, decision, kwargs.get("job", args[0] if args else None))
     log.info(
         "job done job=%s status=%s model=%s tier=%s tokens=%s attempts=%d cost=%.6f",
         job_id, decision.status, decision.model, decision.tier, decision.routed_tokens,
         len(decision.attempts), decision.cost_usd,
     )
     return decision.model_dump(mode="json")
+
+
+def _shadow(task: Task, rt: Runtime, result: JobResult, job: object) -> None:
+    """Send the shadow task when live control shadows this job (its answer is only recorded)."""
+    shadow = rt.live.live.overlay.shadow
+    if shadow is None or not wanted(shadow, result):
+        return
+    task.app.send_task(TASK_SHADOW, kwargs={"job": job, "job_id": result.job_id, "model": shadow.model,
+                                            "live": live_side(result).model_dump(mode="json")},
+                       queue=QUEUE_CONVERSATIONS,
+                       argsrepr=f"shadow of job={result.job_id}", kwargsrepr="{}")
 
 
 def _decide(

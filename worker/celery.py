@@ -88,7 +88,7 @@ def result_retries(outage_s: float) -> dict[str, Any]:
 
 # IntakeTask: a malformed message ends as a failed result instead of stopping the consumer.
 app = Celery(
-    "tierline", include=["tasks.conversation", "tasks.extraction", "tasks.chunks"],
+    "tierline", include=["tasks.conversation", "tasks.extraction", "tasks.chunks", "tasks.shadow"],
     task_cls="worker.intake:IntakeTask",
 )
 app.conf.update(celery_config(get_settings()))

@@ -8,6 +8,7 @@ TierlineError
 │  ├─ ConfigurationError: AuthenticationFailed, UnknownModel
 │  └─ BadRequest: ContextTooLong, InvalidRequest
 ├─ CatalogError
+│  └─ OverlayError (a live change that would make the catalog invalid)
 ├─ SchemaRegistryError
 └─ InvalidJob (.code)
 ```
@@ -103,6 +104,12 @@ class CatalogError(TierlineError):
     """The tier catalog file is invalid; the message names the line and the problem."""
 
     code = "catalog_invalid"
+
+
+class OverlayError(CatalogError):
+    """A live change (drain, threshold, weights, limit, ...) refused: the message says why."""
+
+    code = "overlay_invalid"
 
 
 class SchemaRegistryError(TierlineError):

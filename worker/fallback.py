@@ -25,16 +25,16 @@ class OnFailure:
     busy_ttl_s: float | None
 
 
-def on_failure(exc: errors.ProviderError) -> OnFailure:
+def on_failure(exc: errors.ProviderError, *, busy_ttl_s: float = BUSY_TTL_S) -> OnFailure:
     """The decision for a call that raised `exc`: bad requests end the job unflagged,
     configuration failures disable the model for CONFIG_TTL_S, anything else flags it
-    for its Retry-After (a 429) or BUSY_TTL_S."""
+    for its Retry-After (a 429) or `busy_ttl_s` (``TIERLINE_BUSY_TTL_S``)."""
     if isinstance(exc, errors.BadRequest):
         return OnFailure(ends_job=True, busy_ttl_s=None)
     if isinstance(exc, errors.ConfigurationError):
         return OnFailure(ends_job=False, busy_ttl_s=CONFIG_TTL_S)
     retry_after = exc.retry_after_s if isinstance(exc, errors.RateLimited) else None
-    return OnFailure(ends_job=False, busy_ttl_s=retry_after or BUSY_TTL_S)
+    return OnFailure(ends_job=False, busy_ttl_s=retry_after or busy_ttl_s)
 
 
 def candidate_for(chosen: Plan, attempt: int) -> Candidate:

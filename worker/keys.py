@@ -13,6 +13,15 @@ results expire after ``TIERLINE_RESULT_EXPIRES_S``.
 | <prefix>journal:<job id>             | JSON attempts so far   | JOURNAL_TTL_S         |
 | <prefix>metrics                      | hash of counters       | METRICS_TTL_S         |
 | <prefix>sim:script                   | JSON simulation script | SIM_SCRIPT_TTL_S      |
+| <prefix>overlay:version              | current overlay version | none (configuration) |
+| <prefix>overlay:versions             | hash version → JSON change record | none (configuration) |
+| <prefix>circuit:<model>              | "<state>:<since unix s>" | HEALTH_STATE_TTL_S  |
+| <prefix>health:<model>               | hash "<bucket>:<field>" → count | window + bucket |
+| <prefix>rl:req:<model>               | sorted set of admitted calls (ms) | the limit's window |
+| <prefix>rl:tok:<model>               | hash bucket → tokens admitted | the limit's window |
+| <prefix>rl:cap:<model>               | calls the provider says remain | its reset time   |
+| <prefix>spend:<day>:<team>           | micro-dollars spent that UTC day | SPEND_TTL_S     |
+| <prefix>shadow:<model>               | hash of shadow-vs-live sums | SHADOW_TTL_S         |
 | tierline-collected-<job id>          | "1"                    | COLLECTED_TTL_S       |
 
 The `collected` marker lives on the result backend's Redis, beside Celery's own
@@ -29,7 +38,8 @@ from dataclasses import dataclass
 from contract.keys import COLLECTED_PREFIX, COLLECTED_TTL_S, collected
 
 __all__ = ["BUSY_TTL_S", "COLLECTED_PREFIX", "COLLECTED_TTL_S", "CONFIG_TTL_S", "DEFAULT_PREFIX",
-           "DELIVERIES_TTL_S", "METRICS_TTL_S", "SIM_SCRIPT_TTL_S", "Keys", "collected"]
+           "DELIVERIES_TTL_S", "GLOBAL_TEAM", "HEALTH_STATE_TTL_S", "METRICS_TTL_S", "SHADOW_TTL_S",
+           "SIM_SCRIPT_TTL_S", "SPEND_TTL_S", "Keys", "collected"]
 
 DEFAULT_PREFIX = "llm:"
 
@@ -42,6 +52,12 @@ LEASE_TTL_S = 15
 LEASE_RENEW_S = 5
 JOURNAL_TTL_S = 86_400
 SIM_SCRIPT_TTL_S = 86_400
+# The live overlay is configuration an operator wrote, not state: it never expires.
+HEALTH_STATE_TTL_S = 86_400
+SPEND_TTL_S = 3 * 86_400
+SHADOW_TTL_S = 30 * 86_400
+GLOBAL_TEAM = "*"
+
 
 @dataclass(frozen=True)
 class Keys:
@@ -64,6 +80,36 @@ class Keys:
     @property
     def metrics(self) -> str:
         return f"{self.prefix}metrics"
+
+    @property
+    def overlay_version(self) -> str:
+        return f"{self.prefix}overlay:version"
+
+    @property
+    def overlay_versions(self) -> str:
+        return f"{self.prefix}overlay:versions"
+
+    def circuit(self, model: str) -> str:
+        return f"{self.prefix}circuit:{model}"
+
+    def health(self, model: str) -> str:
+        return f"{self.prefix}health:{model}"
+
+    def rate_requests(self, model: str) -> str:
+        return f"{self.prefix}rl:req:{model}"
+
+    def rate_tokens(self, model: str) -> str:
+        return f"{self.prefix}rl:tok:{model}"
+
+    def rate_cap(self, model: str) -> str:
+        return f"{self.prefix}rl:cap:{model}"
+
+    def spend(self, day: str, team: str) -> str:
+        """Spend of `team` (GLOBAL_TEAM: everything) on UTC `day` (YYYY-MM-DD)."""
+        return f"{self.prefix}spend:{day}:{team}"
+
+    def shadow(self, model: str) -> str:
+        return f"{self.prefix}shadow:{model}"
 
     @property
     def sim_script(self) -> str:

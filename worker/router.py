@@ -17,11 +17,14 @@ from typing import Any
 from contract.schemas import Attempt, Carry, ErrorInfo, Escalation, Job, JobResult
 from worker import errors, fallback, quality
 from worker.catalog import Catalog
+from worker.keys import BUSY_TTL_S
+from worker.live import LiveRouting
 from worker.metrics import Metrics
 from worker.plan import Candidate, Plan, Route, plan
 from worker.policies import POLICIES
 from worker.providers.base import ChatRequest, ChatResponse, Provider
 from worker.state import RoutingState
+from worker.steering import steer
 from worker.tokens import TokenCount, TokenCounter
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,7 @@ class JobRecord:
     routed: TokenCount | None = None
     policy: str | None = None
     in_flight: tuple[Candidate, float] | None = None
+    team: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,10 @@ class RouterConfig:
     backoff_s: float = 0.05
     max_escalations: int = 2
     default_policy: str = "tokens"
+    # Every candidate at its shared rate limit: wait for the first to free up (within the
+    # deadline) instead of failing the job `rate_limited`.
+    rate_limit_wait: bool = False
+    busy_ttl_s: float = BUSY_TTL_S
 
 
 class Router:
@@ -78,8 +86,10 @@ class Router:
         config: RouterConfig,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        live: LiveRouting | None = None,
     ) -> None:
-        self.catalog = catalog
+        self._catalog = catalog
+        self._live = live
         self._providers = providers
         self._state = state
         self._counter = counter
@@ -88,10 +98,22 @@ class Router:
         self._clock = clock
         self._sleep = sleep
 
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog routed on: the file's, with the live overlay's thresholds."""
+        return self._live.live.catalog if self._live is not None else self._catalog
+
     def route(self, job: Job, record: JobRecord, busy: frozenset[str]) -> Decision:
         """Run `job` to a result, or to an escalation; `busy` are the flagged models."""
         route = self.route_for(job, record)
-        chosen = self.plan_for(route, busy)
+        budget = self._live.budget(record.team) if self._live is not None else None
+        if budget == "refuse":
+            return self.failed(record, ErrorInfo(code="budget_exceeded", message=(
+                f"the daily budget of team {record.team or '*'!r} is spent; its jobs are refused until it resets")))
+        if budget == "cheapest":
+            self._metrics.incr("budget:cheapest")
+            route = dataclasses.replace(route, start_tier=0)
+        chosen = self.plan_for(route, busy, key=f"{record.job_id}:{record.carry.level}")
         if chosen.empty:
             return self.failed(record, self.no_fit(route))
         if chosen.all_busy:
@@ -104,13 +126,20 @@ class Router:
             return self.succeeded(record, generated, verdict.parsed)
         return self.escalate_or_fail(job, record, generated, verdict, route)
 
-    def plan_for(self, route: Route, busy: frozenset[str]) -> Plan:
-        """The candidates for `route` among the models this worker can call."""
-        return plan(route, busy, self.catalog, available=self._providers.keys())
+    def plan_for(self, route: Route, busy: frozenset[str], *, key: str = "") -> Plan:
+        """The candidates for `route` among the models this worker can call and that are not
+        drained, steered by the live weights and circuits; `key` draws the weighted pick."""
+        if self._live is None:
+            return plan(route, busy, self.catalog, available=self._providers.keys())
+        drained = self._live.drained
+        available = [m for m in self._providers if m not in drained]
+        return steer(plan(route, busy, self.catalog, available=available), self._live.steering(), key=key)
 
     def no_fit(self, route: Route) -> ErrorInfo:
         """Why `route` has no candidate: its pinned model or every model that fits is uncallable
         here (no key for its provider), or no model's context holds it."""
+        if route.pin_model is not None and self._live is not None and route.pin_model in self._live.drained:
+            return ErrorInfo(code="model_unavailable", message=f"pinned model {route.pin_model!r} is drained")
         if route.pin_model is not None and route.pin_model not in self._providers:
             return ErrorInfo(code="model_unavailable", message=f"pinned model {route.pin_model!r} "
                              "cannot be called by this worker: its provider has no key set")
@@ -144,6 +173,8 @@ class Router:
             min_tier = len(self.catalog.tiers) - 1
         record.routed = self._count(job, record.carry)
         record.policy = policy_name
+        team = job.metadata.get("team")
+        record.team = team if isinstance(team, str) else None
         return Route(
             tokens=record.routed.tokens,
             output_tokens=job.max_output_tokens,
@@ -164,8 +195,12 @@ class Router:
     def generate(self, job: Job, chosen: Plan, record: JobRecord) -> Generation | ErrorInfo:
         """Try the plan's candidates (then again from the top) within the attempt budget."""
         request = _request(job, record.job_id)
+        candidates, turn = chosen.candidates, 0
         for n in range(self._config.attempt_budget):
-            candidate = fallback.candidate_for(chosen, n)
+            admitted = self._admitted(candidates, turn, request, record)
+            if isinstance(admitted, ErrorInfo):
+                return admitted
+            candidate, turn = admitted
             remaining = record.deadline - self._clock()
             if remaining <= 0:
                 return ErrorInfo(code="timeout", message=_timeout_message(record))
@@ -178,6 +213,30 @@ class Router:
             message=f"{self._config.attempt_budget} attempts failed: "
             + "; ".join(f"{a.model}: {a.error_code}" for a in record.carry.attempts[-3:]),
         )
+
+    def _admitted(
+        self, candidates: tuple[Candidate, ...], turn: int, request: ChatRequest, record: JobRecord
+    ) -> tuple[Candidate, int] | ErrorInfo:
+        """The next candidate from `turn` on whose shared rate limit admits a call, and the
+        turn after it; every one at its limit: wait if configured and the deadline allows."""
+        if self._live is None:
+            return candidates[turn % len(candidates)], turn + 1
+        tokens = (record.routed.tokens if record.routed else 0) + request.max_output_tokens
+        while True:
+            waits = []
+            for i in range(len(candidates)):
+                candidate = candidates[(turn + i) % len(candidates)]
+                admission = self._live.admit(candidate.model.name, tokens=tokens)
+                if admission.admitted:
+                    return candidate, turn + i + 1
+                self._metrics.incr("ratelimit:refused")
+                waits.append(admission.wait_s)
+            wait = min(waits)
+            if not self._config.rate_limit_wait or self._clock() + wait >= record.deadline:
+                return ErrorInfo(code="rate_limited", message=(
+                    f"every candidate is at its shared rate limit ({len(candidates)} tried); "
+                    f"the first frees up in {wait:.1f}s"))
+            self._sleep(wait)
 
     def _attempt(
         self, request: ChatRequest, candidate: Candidate, record: JobRecord, timeout_s: float
@@ -203,7 +262,7 @@ class Router:
         exc: errors.ProviderError, started: float,
     ) -> ErrorInfo | None:
         """Record a failed call; flag the model as its failure kind says (`fallback.on_failure`)."""
-        decision = fallback.on_failure(exc)
+        decision = fallback.on_failure(exc, busy_ttl_s=self._config.busy_ttl_s)
         if isinstance(exc, errors.ConfigurationError):
             log.error(
                 "configuration failure job=%s model=%s provider=%s code=%s: %s; model disabled for %ss",
@@ -230,6 +289,8 @@ class Router:
             record.job_id, candidate.model.name, candidate.tier_name,
             len(record.carry.attempts), exc.kind, exc.code,
         )
+        if busy_ttl_s is not None and self._live is not None:
+            self._live.attempted(candidate.model.name, ok=False, latency_ms=latency_ms)
         if busy_ttl_s is not None:
             self._state.mark_busy(candidate.model.name, ttl_s=busy_ttl_s, reason=f"{exc.kind}:{exc.code}")
 
@@ -251,6 +312,8 @@ class Router:
         )
         record.carry.attempts.append(attempt)
         self._metrics.incr("attempts:ok")
+        if self._live is not None:
+            self._live.attempted(candidate.model.name, ok=True, latency_ms=attempt.latency_ms)
         return Generation(candidate, response, attempt)
 
     def escalate_or_fail(
@@ -337,6 +400,8 @@ class Router:
             policy=record.policy, attempts=attempts, escalations=record.carry.escalations,
         )
         self._metrics.incr(f"jobs:{status}" + (f":{error.code}" if error else ""))
+        if self._live is not None:
+            self._live.spent(record.team, result.cost_usd)
         return result
 
     def _tier(self, name: str | None) -> int:

@@ -17,13 +17,18 @@ from dataclasses import dataclass
 import redis
 
 from worker import deadline, keys, output_schemas
+from worker.budget import SpendLedger
 from worker.catalog import Catalog, load_catalog
 from worker.deadline import PoolKind
 from worker.errors import CatalogError
+from worker.health import HealthRecorder, health_config
 from worker.inflight import Inflight
+from worker.live import LiveRouting
 from worker.metrics import Metrics
+from worker.overlay_store import LiveOverlay, OverlayStore
 from worker.providers import build_providers, provider_report
 from worker.providers.simulated import RedisScript
+from worker.ratelimit import RateLimiter
 from worker.recycle import Recycler
 from worker.redis_pool import connect
 from worker.router import Router, RouterConfig
@@ -58,7 +63,8 @@ class Runtime:
         self.redis: redis.Redis = connect(
             settings.state, settings, max_connections=max(settings.redis_max_connections, shared.concurrency + 4)
         )
-        self.state = RoutingState(self.redis, settings.keys, self.metrics)
+        self.live = live_routing(self.redis, settings, self.catalog)
+        self.state = RoutingState(self.redis, settings.keys, self.metrics, along=self.live)
         script = RedisScript(self.redis, settings.keys.sim_script, refresh_s=settings.sim_refresh_s)
         providers = build_providers(
             settings, self.catalog, self.counter, script.current, concurrency=shared.concurrency
@@ -74,7 +80,10 @@ class Runtime:
                 backoff_s=settings.backoff_s,
                 max_escalations=settings.max_escalations,
                 default_policy=settings.policy,
+                rate_limit_wait=settings.rate_limit_wait,
+                busy_ttl_s=settings.busy_ttl_s,
             ),
+            live=self.live,
         )
         self.pool = shared.pool
         self.inflight = Inflight(self.redis, settings.keys, self.router.attempts_so_far)
@@ -112,6 +121,19 @@ class Runtime:
     def flush_metrics(self, *, force: bool = False) -> None:
         """Send the counters to Redis if a flush is due; `force`: now (the process is ending)."""
         self.metrics.maybe_flush(self.redis, self.settings.keys.metrics, keys.METRICS_TTL_S, force=force)
+        self.live.flush(force=force)
+
+
+def live_routing(client: redis.Redis, settings: Settings, catalog: Catalog) -> LiveRouting:
+    """Overlay, circuits, shared limits, health windows and spend for one process."""
+    k = settings.keys
+    return LiveRouting(
+        keys=k, models=catalog.model_names,
+        overlay=LiveOverlay(OverlayStore(client, k), catalog),
+        health=HealthRecorder(client, k, health_config(settings)),
+        limiter=RateLimiter(client, k, window_s=settings.rate_limit_window_s),
+        ledger=SpendLedger(client, k),
+    )
 
 
 class _PerProcess:

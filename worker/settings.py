@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     provider_mode: Literal["auto", "simulated", "real"] = "auto"
 
     attempt_budget: int = Field(default=3, ge=1, le=20)
+    # How long a transient failure (without Retry-After) flags a model busy.
+    busy_ttl_s: float = Field(default=keys.BUSY_TTL_S, gt=0)
     backoff_s: float = Field(default=0.05, ge=0)
     max_escalations: int = Field(default=2, ge=0, le=5)
     max_deliveries: int = Field(default=3, ge=1)
@@ -66,6 +68,21 @@ class Settings(BaseSettings):
     redis_health_check_s: int = Field(default=30, ge=0)
 
     sim_refresh_s: float = Field(default=0.5, ge=0)
+
+    # Live routing control (worker/health.py, worker/ratelimit.py, worker/budget.py).
+    health_window_s: float = Field(default=300.0, gt=0)
+    health_bucket_s: float = Field(default=10.0, gt=0)
+    health_max_error_rate: float = Field(default=0.2, gt=0, le=1)
+    health_max_p95_ms: float | None = Field(default=None, gt=0)
+    health_min_samples: int = Field(default=20, ge=1)
+    health_open_s: float = Field(default=30.0, ge=0)
+    health_probe_share: float = Field(default=0.05, ge=0, le=1)
+    health_probe_samples: int = Field(default=5, ge=1)
+    # The rate limits' window: "rpm" and "tpm" are per minute; a shorter window is for drills.
+    rate_limit_window_s: float = Field(default=60.0, gt=0)
+    # At a model's limit: False moves on to the next candidate; True waits for the first
+    # model to free up while the job's deadline allows (then moves on).
+    rate_limit_wait: bool = False
 
     mistral_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("TIERLINE_MISTRAL_API_KEY", "MISTRAL_API_KEY")

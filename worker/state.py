@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import redis
 
@@ -54,25 +55,42 @@ class BusyFlag:
     ttl_s: float
 
 
+class ReadAlong(Protocol):
+    """Something else read in a delivery's one round trip (live control: overlay version,
+    circuits, spend): the keys to add, and their values (None: the read failed)."""
+
+    def read_keys(self) -> list[str]: ...
+
+    def observe(self, values: Sequence[bytes | None] | None) -> None: ...
+
+
 class RoutingState:
     """Busy flags and delivery counters on the routing-state Redis."""
 
-    def __init__(self, client: redis.Redis, keys: keyspace.Keys, metrics: Metrics) -> None:
+    def __init__(
+        self, client: redis.Redis, keys: keyspace.Keys, metrics: Metrics, *, along: ReadAlong | None = None
+    ) -> None:
         self._redis = client
         self._keys = keys
         self._metrics = metrics
+        self._along = along
         self._extend = client.register_script(_EXTEND)
         self._read = client.register_script(_READ)
 
     def read(self, models: Sequence[str], *, job_id: str, level: int = 0) -> Snapshot:
         """Count this delivery of `job_id` at escalation `level` and read the flags of `models`."""
-        keys = [self._keys.deliveries(job_id, level), *(self._keys.busy(m) for m in models)]
+        along = self._along.read_keys() if self._along is not None else []
+        keys = [self._keys.deliveries(job_id, level), *(self._keys.busy(m) for m in models), *along]
         try:
-            delivery, flags = self._read(keys=keys, args=[keyspace.DELIVERIES_TTL_S])
+            delivery, values = self._read(keys=keys, args=[keyspace.DELIVERIES_TTL_S])
         except redis.RedisError as exc:
             self._unreadable(exc)
+            if self._along is not None:
+                self._along.observe(None)
             return Snapshot(frozenset(), 0, healthy=False)
-        return Snapshot(_flagged(models, flags), int(delivery), healthy=True)
+        if self._along is not None:
+            self._along.observe(values[len(models):])
+        return Snapshot(_flagged(models, values[:len(models)]), int(delivery), healthy=True)
 
     def busy(self, models: Sequence[str]) -> frozenset[str]:
         """The flagged models among `models` (one MGET), for a plan later in a job's life."""

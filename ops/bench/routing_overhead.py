@@ -1,8 +1,11 @@
-"""Routing overhead per job: count tokens, plan, read busy flags (one Redis round trip).
+"""Routing overhead per job: count tokens, plan, the routing-state read, the rate limit.
 
-Measured beside its floor in the same run: tiktoken's raw encode of the same text plus
-one raw MGET on the same Redis. Targets: p50 <= 0.3 ms at ~200 tokens, <= 1.2x the floor
-at every size.
+With live control on: the routing-state read (one script call) also brings the overlay
+version, every circuit and the budgeted teams' spend; the plan is steered (weights,
+circuits); the first candidate has a shared rate limit, so its admission is one more
+script call. Two round trips in all, and the floor makes the same two raw ones: tiktoken's
+raw encode of the same text, one raw MGET and one raw INCR on the same Redis. Targets:
+p50 <= 0.3 ms at ~200 tokens, <= 1.2x the floor at every size.
 
     python -m ops.bench.routing_overhead [--rounds 3000]
 """
@@ -21,12 +24,17 @@ from rich.table import Table
 
 from operators.embedded import PrivateRedis, redis_url_from_env
 from operators.samples import conversation
+from worker import overlay as ov
 from worker.catalog import load_catalog
 from worker.keys import Keys
 from worker.metrics import Metrics
+from worker.overlay_store import OverlayStore
 from worker.plan import Route, plan
 from worker.policies import POLICIES
+from worker.runtime import live_routing
+from worker.settings import Settings
 from worker.state import RoutingState
+from worker.steering import steer
 from worker.tokens import TokenCounter
 
 SIZES = {"~200 tokens": 150, "~2,000 tokens": 1_900, "~12,000 tokens": 11_500}
@@ -52,7 +60,12 @@ def measure(url: str, rounds: int) -> Table:
     counter = TokenCounter()
     counter.warm()
     encoder = counter.encoder
-    state = RoutingState(client, keys, Metrics())
+    settings = Settings(key_prefix="bench:", redis_url=url)
+    OverlayStore(client, keys).change(
+        lambda o: ov.set_budget(ov.set_limit(o, catalog.model_names[0], ov.RateLimit(rpm=10**9)),
+                                "acme", ov.Budget(usd_per_day=10**6)), catalog, by="bench", what="bench")
+    live = live_routing(client, settings, catalog)
+    state = RoutingState(client, keys, Metrics(), along=live)
     busy_keys = [keys.busy(m) for m in catalog.model_names]
     policy = POLICIES["tokens"]
     table = Table(title=f"routing overhead per job ({rounds} rounds each, ms)")
@@ -65,12 +78,14 @@ def measure(url: str, rounds: int) -> Table:
             count = counter.conversation(contents, bound=catalog.tiers[0].max_tokens)
             route = Route(tokens=count.tokens, output_tokens=1024, start_tier=policy.start_tier(count.tokens, catalog))
             snapshot = state.read(catalog.model_names, job_id="bench-job")
-            return plan(route, snapshot.busy, catalog)
+            chosen = steer(plan(route, snapshot.busy, live.live.catalog), live.steering(), key="bench-job")
+            return live.admit(chosen.candidates[0].model.name, tokens=count.tokens + 1024)
 
         def floor(contents: list[str] = contents) -> object:
             for text in contents:
                 encoder.encode_ordinary(text)
-            return client.mget(busy_keys)
+            client.mget(busy_keys)
+            return client.incr("bench:floor")
 
         ours, base = [], []
         for _ in range(5):  # interleave so both see the same machine noise
@@ -79,7 +94,8 @@ def measure(url: str, rounds: int) -> Table:
         tokens = counter.conversation(contents).tokens
         table.add_row(label, f"{tokens:,}", f"{_p(ours, 50):.3f}", f"{_p(ours, 99):.3f}",
                       f"{_p(base, 50):.3f}", f"{_p(base, 99):.3f}", f"{_p(ours, 50) / _p(base, 50):.2f}x")
-    client.delete("bench:deliveries:bench-job:0")
+    client.delete("bench:deliveries:bench-job:0", "bench:floor", keys.overlay_version, keys.overlay_versions,
+                  *(keys.rate_requests(m) for m in catalog.model_names))
     return table
 
 

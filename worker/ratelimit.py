@@ -1,0 +1,106 @@
+"""Shared rate limits per model: one atomic script call per attempt, across every worker.
+
+Requests: a sliding-window log (a sorted set of admission times, ``<prefix>rl:req:<model>``),
+so no window of `window_s` ever holds more than `rpm` admitted calls. Tokens: a sliding
+window of twelve buckets (``<prefix>rl:tok:<model>``), counting the tokens reserved at
+admission (the conversation's routed tokens plus its output budget). The time is Redis's
+own (``TIME``), so workers on different machines share one clock. A provider that reports
+how many requests remain (rate-limit headers) leaves ``<prefix>rl:cap:<model>``, which
+admissions spend down until it expires: the bucket only ever gets tighter.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import redis
+
+from worker.keys import Keys
+from worker.overlay import RateLimit
+
+log = logging.getLogger(__name__)
+
+# KEYS: requests zset, tokens hash, provider cap. ARGV: window ms, rpm, tpm, tokens, member.
+# Returns {1, 0} when admitted, else {0, milliseconds until a slot may free up}.
+_ADMIT = """
+if redis.replicate_commands then pcall(redis.replicate_commands) end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window, rpm, tpm = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local tokens = tonumber(ARGV[4])
+local cap = tonumber(redis.call('GET', KEYS[3]) or '-1')
+if cap == 0 then return {0, math.max(1, redis.call('PTTL', KEYS[3]))} end
+if rpm > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+  if redis.call('ZCARD', KEYS[1]) >= rpm then
+    local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+    return {0, math.max(1, tonumber(oldest[2]) + window - now)}
+  end
+end
+if tpm > 0 then
+  local size = math.ceil(window / 12)
+  local used, stale = 0, {}
+  local buckets = redis.call('HGETALL', KEYS[2])
+  for i = 1, #buckets, 2 do
+    if (tonumber(buckets[i]) + 1) * size <= now - window then table.insert(stale, buckets[i])
+    else used = used + tonumber(buckets[i + 1]) end
+  end
+  if #stale > 0 then redis.call('HDEL', KEYS[2], unpack(stale)) end
+  if used > 0 and used + tokens > tpm then return {0, size} end
+  redis.call('HINCRBY', KEYS[2], math.floor(now / size), tokens)
+  redis.call('PEXPIRE', KEYS[2], window + size)
+end
+if rpm > 0 then
+  redis.call('ZADD', KEYS[1], now, ARGV[5])
+  redis.call('PEXPIRE', KEYS[1], window)
+end
+if cap > 0 then redis.call('DECR', KEYS[3]) end
+return {1, 0}
+"""
+
+
+@dataclass(frozen=True)
+class Admission:
+    """Whether a call may go out now; if not, how long until a slot may free up."""
+
+    admitted: bool
+    wait_s: float = 0.0
+
+
+ADMITTED = Admission(True)
+
+
+class RateLimiter:
+    """Admits calls to models under their shared limits (`window_s`: the limits' window)."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, *, window_s: float = 60.0) -> None:
+        self._keys = keys
+        self._redis = client
+        self._window_ms = max(1, int(window_s * 1000))
+        self._admit = client.register_script(_ADMIT)
+
+    def admit(self, model: str, limit: RateLimit, *, tokens: int) -> Admission:
+        """One call of `model` reserving `tokens` tokens. Redis unreachable: admitted (fail open)."""
+        keys = [self._keys.rate_requests(model), self._keys.rate_tokens(model), self._keys.rate_cap(model)]
+        args: list[int | str] = [self._window_ms, limit.rpm or 0, limit.tpm or 0, tokens, os.urandom(8).hex()]
+        try:
+            admitted, wait_ms = self._admit(keys=keys, args=args)
+        except redis.RedisError as exc:
+            log.warning("rate limit of model=%s unreadable, calling anyway: %s", model, exc)
+            return ADMITTED
+        return ADMITTED if admitted else Admission(False, int(wait_ms) / 1000)
+
+    def tighten(self, model: str, *, remaining: int, reset_s: float) -> None:
+        """The provider says `remaining` calls are left for `reset_s` seconds: never admit more."""
+        try:
+            self._redis.set(self._keys.rate_cap(model), max(0, remaining), px=max(1, int(reset_s * 1000)))
+        except redis.RedisError as exc:
+            log.warning("could not record the provider's remaining calls for model=%s: %s", model, exc)
+
+    def usage(self, model: str) -> int:
+        """Calls admitted in the current window, for operators."""
+        secs, micros = self._redis.time()
+        now_ms = int(secs) * 1000 + int(micros) // 1000
+        return int(self._redis.zcount(self._keys.rate_requests(model), now_ms - self._window_ms, "+inf"))
