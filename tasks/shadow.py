@@ -7,14 +7,19 @@ result (its answer never reaches a producer) and never re-queues.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from celery import Task
 
+from contract.schemas import Carry, ErrorInfo, parse_job
+from worker import quality
 from worker.celery import app
 from worker.errors import InvalidJob
-from worker.runtime import runtime
-from worker.shadow import TASK_SHADOW, LiveSide, record_shadow, run_shadow
+from worker.plan import Candidate, Plan
+from worker.router import JobRecord
+from worker.runtime import Runtime, runtime
+from worker.shadow import TASK_SHADOW, LiveSide, ShadowOutcome, record_shadow
 
 log = logging.getLogger(__name__)
 
@@ -36,3 +41,23 @@ def shadow(self: Task, **kwargs: Any) -> None:
         return
     record_shadow(rt.redis, rt.settings.keys, model, live, outcome)
     rt.flush_metrics()
+
+
+def run_shadow(rt: Runtime, payload: dict[str, Any], model: str) -> ShadowOutcome | None:
+    """Call `model` once for the job in `payload` and judge its answer; None when `model` is
+    not in this worker's catalog."""
+    found = rt.router.catalog.model(model)
+    if found is None:
+        return None
+    tier, spec = found
+    job = parse_job(payload["job"])
+    tier_spec = rt.router.catalog.tiers[tier]
+    candidate = Candidate(tier=tier, tier_name=tier_spec.name, model=spec, timeout_s=tier_spec.timeout_s)
+    record = JobRecord(f"shadow-{payload.get('job_id', '')}", Carry(started_at=time.time()), deadline=rt.deadline())
+    started = time.monotonic()
+    generated = rt.router.generate(job, Plan((candidate,)), record)
+    latency_ms = (time.monotonic() - started) * 1000
+    cost = sum(a.cost_usd for a in record.carry.attempts)
+    if isinstance(generated, ErrorInfo):
+        return ShadowOutcome(False, True, cost, latency_ms)
+    return ShadowOutcome(quality.check(generated.response.content, job.quality).ok, False, cost, latency_ms)

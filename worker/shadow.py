@@ -15,23 +15,15 @@ The hash, for `tierline control shadow-report` and `tierline report`: ``jobs``,
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 import redis
 from pydantic import BaseModel
 
-from contract.schemas import Carry, ErrorInfo, JobResult, parse_job
-from worker import quality
+from contract.schemas import JobResult
 from worker.keys import SHADOW_TTL_S, Keys
 from worker.overlay import Shadow
-from worker.plan import Candidate, Plan
-from worker.router import JobRecord
 from worker.steering import draw
-
-if TYPE_CHECKING:
-    from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -62,30 +54,12 @@ def live_side(result: JobResult) -> LiveSide:
 
 @dataclass(frozen=True)
 class ShadowOutcome:
+    """The shadow call: its answer passed the checks, or the call failed; cost and latency."""
+
     passed: bool
     failed: bool
     cost_usd: float
     latency_ms: float
-
-
-def run_shadow(rt: Runtime, payload: dict[str, Any], model: str) -> ShadowOutcome | None:
-    """Call `model` once for the job in `payload` and judge its answer; None when `model` is
-    not in this worker's catalog."""
-    found = rt.router.catalog.model(model)
-    if found is None:
-        return None
-    tier, spec = found
-    job = parse_job(payload["job"])
-    tier_spec = rt.router.catalog.tiers[tier]
-    candidate = Candidate(tier=tier, tier_name=tier_spec.name, model=spec, timeout_s=tier_spec.timeout_s)
-    record = JobRecord(f"shadow-{payload.get('job_id', '')}", Carry(started_at=time.time()), deadline=rt.deadline())
-    started = time.monotonic()
-    generated = rt.router.generate(job, Plan((candidate,)), record)
-    latency_ms = (time.monotonic() - started) * 1000
-    cost = sum(a.cost_usd for a in record.carry.attempts)
-    if isinstance(generated, ErrorInfo):
-        return ShadowOutcome(False, True, cost, latency_ms)
-    return ShadowOutcome(quality.check(generated.response.content, job.quality).ok, False, cost, latency_ms)
 
 
 def record_shadow(client: redis.Redis, keys: Keys, model: str, live: LiveSide, shadow: ShadowOutcome) -> None:
