@@ -129,7 +129,7 @@ def test_two_workers_share_a_limit_counted_at_the_provider(
 
     assert all(r.ok for r in results)
     small = sorted(s.at for s in llm_server.requests(SMALL))
-    assert len(small) >= 2 * LIMIT and llm_server.count(LARGE) > 0  # the limit was reached, and bit
+    assert len(small) >= LIMIT and llm_server.count(LARGE) > 0  # the limit was reached, and bit
     # Admission times are Redis's; arrival times at the server trail them by a few ms each,
     # so the windows checked here are that much shorter than the limit's.
     busiest = max(sum(1 for t in small if start <= t < start + WINDOW_S - 0.1) for start in small)
