@@ -6,6 +6,8 @@ The worker's provider, catalog and registry errors extend `TierlineError` in
 
 from __future__ import annotations
 
+from contract.codes import ErrorCode
+
 
 class TierlineError(Exception):
     """Base of every error tierline raises on purpose."""
@@ -16,6 +18,6 @@ class TierlineError(Exception):
 class InvalidJob(TierlineError):
     """The job itself is unusable; `code` is a stable machine-readable error code."""
 
-    def __init__(self, message: str, *, code: str = "invalid_job") -> None:
+    def __init__(self, message: str, *, code: str = ErrorCode.INVALID_JOB) -> None:
         super().__init__(message)
         self.code = code

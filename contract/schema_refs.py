@@ -19,6 +19,8 @@ import referencing.jsonschema
 from referencing import Registry, Resource
 from referencing.exceptions import NoSuchResource, Unresolvable
 
+from contract.codes import ErrorCode
+
 REF_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
 
 
@@ -62,7 +64,7 @@ def check_refs(schema: dict[str, Any]) -> None:
         if not isinstance(ref, str) or not ref.startswith("#"):
             raise RefRefused(
                 f"$ref {str(ref)[:100]!r} leaves the schema: only references inside it (#...) are "
-                "allowed, nothing is fetched", code="remote_ref",
+                "allowed, nothing is fetched", code=ErrorCode.REMOTE_REF,
             )
     spec = referencing.jsonschema.specification_with(
         str(schema.get("$schema", "")), default=referencing.jsonschema.DRAFT202012,
@@ -73,4 +75,5 @@ def check_refs(schema: dict[str, Any]) -> None:
         try:
             registry.resolver(base_uri=base).lookup(str(ref))
         except Unresolvable:
-            raise RefRefused(f"$ref {str(ref)[:100]!r} points nowhere in the schema", code="invalid_schema") from None
+            raise RefRefused(f"$ref {str(ref)[:100]!r} points nowhere in the schema",
+                             code=ErrorCode.INVALID_SCHEMA) from None

@@ -21,6 +21,7 @@ import jsonschema
 from jsonschema.exceptions import ValidationError
 
 from contract import patterns, schema_refs
+from contract.codes import ErrorCode
 
 PATTERN_KEYWORDS = ("pattern", "patternProperties")
 
@@ -104,7 +105,8 @@ def check_job_schema(schema: dict[str, Any]) -> None:
         base.check_schema(schema)
     except jsonschema.SchemaError as exc:
         where = exc.json_path if exc.path else "$"
-        raise SchemaRefused(f"not a valid JSON Schema at {where}: {exc.message}", code="invalid_schema") from None
+        raise SchemaRefused(f"not a valid JSON Schema at {where}: {exc.message}",
+                            code=ErrorCode.INVALID_SCHEMA) from None
     try:
         schema_refs.check_refs(schema)
     except schema_refs.RefRefused as exc:
@@ -114,11 +116,11 @@ def check_job_schema(schema: dict[str, Any]) -> None:
         try:
             patterns.compiled(pattern)
         except patterns.PatternRefused as exc:
-            raise SchemaRefused(str(exc), code="invalid_pattern") from None
+            raise SchemaRefused(str(exc), code=ErrorCode.INVALID_PATTERN) from None
     if _uses_keyword(schema, "patternProperties") and _uses_keyword(schema, "unevaluatedProperties"):
         raise SchemaRefused(
             "unevaluatedProperties with patternProperties is not supported (its patterns would not run on RE2)",
-            code="invalid_schema",
+            code=ErrorCode.INVALID_SCHEMA,
         )
 
 

@@ -10,6 +10,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from contract.codes import ErrorCode
 from contract.errors import InvalidJob
 from contract.field_checks import JsonSchema, ObjectJsonSchema, Pattern
 
@@ -109,6 +110,7 @@ AnyJob = TypeVar("AnyJob", Job, ExtractionJob, ChunkJob, MergeJob)
 
 
 class ErrorInfo(BaseModel):
+    # An `ErrorCode` value; a plain string on the wire, so an older client reads a newer code.
     code: str
     message: str
 
@@ -243,25 +245,25 @@ def _invalid(exc: ValidationError) -> InvalidJob:
 
 # Fields whose problems have a code of their own, wherever they sit in the job.
 _FIELD_CODES = {
-    "json_schema": "invalid_schema", "schema": "invalid_schema",
-    "must_match": "invalid_pattern", "must_not_match": "invalid_pattern",
+    "json_schema": ErrorCode.INVALID_SCHEMA, "schema": ErrorCode.INVALID_SCHEMA,
+    "must_match": ErrorCode.INVALID_PATTERN, "must_not_match": ErrorCode.INVALID_PATTERN,
 }
 
 
 # Error types raised by the field checks that are job codes as they are.
-_TYPE_CODES = frozenset({"invalid_schema", "remote_ref", "invalid_pattern"})
+_TYPE_CODES = frozenset({ErrorCode.INVALID_SCHEMA, ErrorCode.REMOTE_REF, ErrorCode.INVALID_PATTERN})
 
 
-def _code(loc: tuple[int | str, ...], kind: str) -> str:
+def _code(loc: tuple[int | str, ...], kind: str) -> ErrorCode:
     if kind in _TYPE_CODES:
-        return kind
+        return ErrorCode(kind)
     if loc[:1] == ("messages",):
         if kind == "too_short":
-            return "empty_messages"
+            return ErrorCode.EMPTY_MESSAGES
         if loc[-1:] == ("role",):
-            return "unknown_role"
+            return ErrorCode.UNKNOWN_ROLE
         if loc[-1:] == ("content",):
-            return "non_text_content"
+            return ErrorCode.NON_TEXT_CONTENT
     if loc[:1] == ("document",):
-        return "non_text_document" if kind == "string_type" else "empty_document"
-    return next((_FIELD_CODES[p] for p in loc if isinstance(p, str) and p in _FIELD_CODES), "invalid_job")
+        return ErrorCode.NON_TEXT_DOCUMENT if kind == "string_type" else ErrorCode.EMPTY_DOCUMENT
+    return next((_FIELD_CODES[p] for p in loc if isinstance(p, str) and p in _FIELD_CODES), ErrorCode.INVALID_JOB)

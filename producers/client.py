@@ -14,6 +14,7 @@ from celery import Celery
 from celery.exceptions import TimeoutError as CeleryTimeout
 from celery.result import AsyncResult
 
+from contract.codes import ErrorCode
 from contract.names import TASK_COMPLETE, TASK_QUEUES
 from contract.schemas import ErrorInfo, JobResult
 from producers.settings import ProducerSettings, get_settings
@@ -74,7 +75,7 @@ def to_job_result(job_id: str, state: str, value: object) -> JobResult:
         return JobResult.model_validate(value)
     return JobResult(
         job_id=job_id, status="failed",
-        error=ErrorInfo(code="worker_error", message=f"task ended {state}: {value!r}"[:500]),
+        error=ErrorInfo(code=ErrorCode.WORKER_ERROR, message=f"task ended {state}: {value!r}"[:500]),
     )
 
 

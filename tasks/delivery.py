@@ -113,7 +113,7 @@ def _still_running(task: Task, rt: Runtime, record: JobRecord) -> JobResult | No
     stored = stored_result(task, record.job_id)
     if stored is None and rt.inflight.held(record.job_id, level):
         return rt.router.failed(record, ErrorInfo(
-            code="timeout", message="redelivered while the job still ran elsewhere, and that run "
+            code="out_of_time", message="redelivered while the job still ran elsewhere, and that run "
             "did not finish within this delivery's time limit",
         ))
     return stored

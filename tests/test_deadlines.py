@@ -33,7 +33,7 @@ def test_a_call_that_ignores_its_timeout_ends_as_timeout_on_every_pool(
         elapsed = time.monotonic() - started
         # Then the hung one ends as a timeout at the soft limit, its call listed as interrupted
         assert result.status == "failed" and result.error is not None, result
-        assert result.error.code == "timeout" and "soft time limit" in result.error.message
+        assert result.error.code == "out_of_time" and "soft time limit" in result.error.message
         assert [(a.model, a.outcome, a.error_code) for a in result.attempts] == [
             ("mistral-small-latest", "interrupted", "soft_time_limit")]
         assert elapsed < 4, elapsed  # before the hard limit

@@ -29,7 +29,7 @@ MODELS = ("mistral-small-latest", "mistral-medium-latest", "mistral-large-latest
         ({"messages": [{"role": "wizard", "content": "hi"}]}, "unknown_role", "messages.0.role"),
         ({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, "non_text_content",
          "messages.0.content"),
-        ({"messages": HELLO, "pin_model": "gpt-9"}, "unknown_model", "gpt-9"),
+        ({"messages": HELLO, "pin_model": "gpt-9"}, "unknown_pinned_model", "gpt-9"),
         ({"messages": HELLO, "min_tier": "huge"}, "unknown_tier", "huge"),
         ({"messages": HELLO, "temperature": 7}, "invalid_job", "temperature"),
         ({"messages": HELLO, "colour": "red"}, "invalid_job", "colour"),
@@ -132,9 +132,9 @@ def test_an_attempt_is_cut_to_the_time_left_and_the_job_ends_as_a_timeout(unflag
     # Then its one attempt is given the time left, and the job ends as a timeout listing it
     assert time.monotonic() - started < 10  # soft limit 2 s; generous for a loaded CI machine
     assert result.status == "failed" and result.error is not None
-    assert result.error.code == "timeout" and "ran out of time" in result.error.message
+    assert result.error.code == "out_of_time" and "ran out of time" in result.error.message
     assert [(a.model, a.outcome, a.error_code) for a in result.attempts] == [
-        ("mistral-small-latest", "transient", "timeout")]
+        ("mistral-small-latest", "transient", "provider_timeout")]
     assert result.attempts[0].latency_ms < 2_000  # cut to the time left, not its tier's 20 s timeout
     # The worker lives on.
     slow_worker.script(Script())
@@ -149,7 +149,7 @@ def test_a_call_that_hangs_past_the_soft_limit_is_listed_as_interrupted(unflagge
     result = submit(HELLO, app=slow_worker.app).result(timeout=30)
     # Then the soft limit ends it as a timeout, the cut-short call listed
     assert result.status == "failed" and result.error is not None
-    assert result.error.code == "timeout" and "soft time limit" in result.error.message
+    assert result.error.code == "out_of_time" and "soft time limit" in result.error.message
     assert [(a.model, a.outcome, a.error_code) for a in result.attempts] == [
         ("mistral-small-latest", "interrupted", "soft_time_limit")]
     slow_worker.script(Script())

@@ -153,7 +153,7 @@ def test_slow_model_times_out_within_its_attempt_timeout(
 
     assert result.ok and result.model == MINI
     first = result.attempts[0]
-    assert (first.model, first.error_code) == (SMALL, "timeout")
+    assert (first.model, first.error_code) == (SMALL, "provider_timeout")
     assert SMALL_TIMEOUT_S * 1000 <= first.latency_ms < SMALL_TIMEOUT_S * 1000 + 500
 
 

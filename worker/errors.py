@@ -25,6 +25,7 @@ Messages never carry a key, a token or a prompt.
 
 from __future__ import annotations
 
+from contract.codes import ErrorCode, FailureKind
 from contract.errors import InvalidJob, TierlineError
 
 __all__ = [
@@ -48,12 +49,12 @@ class ProviderError(TierlineError):
 
 
 class TransientError(ProviderError):
-    kind = "transient"
-    code = "transient"
+    kind = FailureKind.TRANSIENT
+    code = ErrorCode.TRANSIENT
 
 
 class RateLimited(TransientError):
-    code = "rate_limited"
+    code = ErrorCode.RATE_LIMITED
 
     def __init__(
         self, message: str, *, provider: str, model: str, retry_after_s: float | None = None
@@ -63,41 +64,41 @@ class RateLimited(TransientError):
 
 
 class ProviderTimeout(TransientError):
-    code = "timeout"
+    code = ErrorCode.PROVIDER_TIMEOUT
 
 
 class ProviderUnavailable(TransientError):
-    code = "unavailable"
+    code = ErrorCode.UNAVAILABLE
 
 
 class MalformedResponse(TransientError):
-    code = "malformed_response"
+    code = ErrorCode.MALFORMED_RESPONSE
 
 
 class ConfigurationError(ProviderError):
-    kind = "configuration"
-    code = "configuration"
+    kind = FailureKind.CONFIGURATION
+    code = ErrorCode.CONFIGURATION
 
 
 class AuthenticationFailed(ConfigurationError):
-    code = "authentication_failed"
+    code = ErrorCode.AUTHENTICATION_FAILED
 
 
 class UnknownModel(ConfigurationError):
-    code = "unknown_model"
+    code = ErrorCode.UNKNOWN_MODEL
 
 
 class BadRequest(ProviderError):
-    kind = "bad_request"
-    code = "bad_request"
+    kind = FailureKind.BAD_REQUEST
+    code = ErrorCode.BAD_REQUEST
 
 
 class ContextTooLong(BadRequest):
-    code = "context_too_long"
+    code = ErrorCode.CONTEXT_TOO_LONG
 
 
 class InvalidRequest(BadRequest):
-    code = "invalid_request"
+    code = ErrorCode.INVALID_REQUEST
 
 
 class CatalogError(TierlineError):

@@ -21,6 +21,7 @@ from celery.worker.strategy import default
 from kombu.exceptions import ContentDisallowed, DecodeError
 from kombu.message import Message
 
+from contract.codes import ErrorCode
 from contract.schemas import ErrorInfo, JobResult
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def hard_limit_result(job_id: str, kwargs: Any) -> JobResult:
     escalations = carry.get("escalations", []) if isinstance(carry, dict) else []
     return JobResult(
         job_id=job_id, status="failed", attempts=attempts, escalations=escalations,
-        error=ErrorInfo(code="timeout", message="the job hit the hard time limit: its process was stopped"),
+        error=ErrorInfo(code="out_of_time", message="the job hit the hard time limit: its process was stopped"),
     )
 
 
@@ -100,5 +101,6 @@ def refuse(task: Task, message: Message, problem: str) -> None:
     job_id = message.headers.get("id")
     log.error("refused a malformed task message job=%s task=%s: %s", job_id, task.name, problem)
     if isinstance(job_id, str) and job_id:
-        failed = JobResult(job_id=job_id, status="failed", error=ErrorInfo(code="malformed_message", message=problem))
+        error = ErrorInfo(code=ErrorCode.MALFORMED_MESSAGE, message=problem)
+        failed = JobResult(job_id=job_id, status="failed", error=error)
         task.backend.mark_as_done(job_id, failed.model_dump(mode="json"))

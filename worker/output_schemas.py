@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from contract.codes import ErrorCode
 from worker.errors import InvalidJob, SchemaRegistryError
 
 _REGISTRY: dict[str, type[BaseModel]] = {}
@@ -37,7 +38,7 @@ def json_schema(name: str) -> dict[str, Any]:
     model = _REGISTRY.get(name)
     if model is None:
         raise InvalidJob(
-            f"no output schema registered as {name!r}; registered: {names()}", code="unknown_schema"
+            f"no output schema registered as {name!r}; registered: {names()}", code=ErrorCode.UNKNOWN_SCHEMA
         )
     return model.model_json_schema()
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from contract.codes import KIND, ErrorCode
 from contract.schemas import Attempt, Carry, ErrorInfo, Escalation, Job, JobResult
 from worker import errors, fallback, quality
 from worker.catalog import Catalog
@@ -141,15 +142,15 @@ class Router:
         if route.pin_model is not None and self._live is not None and route.pin_model in self._live.drained:
             return ErrorInfo(code="model_unavailable", message=f"pinned model {route.pin_model!r} is drained")
         if route.pin_model is not None and route.pin_model not in self._providers:
-            return ErrorInfo(code="model_unavailable", message=f"pinned model {route.pin_model!r} "
+            return ErrorInfo(code=ErrorCode.MODEL_UNAVAILABLE, message=f"pinned model {route.pin_model!r} "
                              "cannot be called by this worker: its provider has no key set")
         need = route.tokens + route.output_tokens
         if not plan(route, frozenset(), self.catalog).empty:
-            return ErrorInfo(code="model_unavailable", message=(
+            return ErrorInfo(code=ErrorCode.MODEL_UNAVAILABLE, message=(
                 f"the models whose context holds the conversation ({need} tokens with the output "
                 "budget) cannot be called by this worker: their providers have no key set"))
         return ErrorInfo(
-            code="context_too_long",
+            code=ErrorCode.CONTEXT_TOO_LONG,
             message=f"the conversation ({route.tokens} tokens) plus the output budget "
             f"({route.output_tokens}) needs {need} tokens: no allowed model's context holds it",
         )
@@ -160,13 +161,13 @@ class Router:
         policy = POLICIES.get(policy_name)
         if policy is None:
             raise errors.InvalidJob(
-                f"unknown policy {policy_name!r}; known: {sorted(POLICIES)}", code="unknown_policy"
+                f"unknown policy {policy_name!r}; known: {sorted(POLICIES)}", code=ErrorCode.UNKNOWN_POLICY
             )
         if job.pin_model is not None and self.catalog.model(job.pin_model) is None:
             raise errors.InvalidJob(
                 f"pinned model {job.pin_model!r} is not in the catalog; "
                 f"known: {list(self.catalog.model_names)}",
-                code="unknown_model",
+                code=ErrorCode.UNKNOWN_PINNED_MODEL,
             )
         min_tier = max(self._tier(job.min_tier), record.carry.min_tier)
         if job.critical:
@@ -203,13 +204,13 @@ class Router:
             candidate, turn = admitted
             remaining = record.deadline - self._clock()
             if remaining <= 0:
-                return ErrorInfo(code="timeout", message=_timeout_message(record))
+                return ErrorInfo(code=ErrorCode.OUT_OF_TIME, message=_timeout_message(record))
             outcome = self._attempt(request, candidate, record, min(candidate.timeout_s, remaining))
             if isinstance(outcome, Generation | ErrorInfo):
                 return outcome
             self._sleep(fallback.backoff_s(n, step_s=self._config.backoff_s, left_s=record.deadline - self._clock()))
         return ErrorInfo(
-            code="budget_exhausted",
+            code=ErrorCode.BUDGET_EXHAUSTED,
             message=f"{self._config.attempt_budget} attempts failed: "
             + "; ".join(f"{a.model}: {a.error_code}" for a in record.carry.attempts[-3:]),
         )
@@ -342,7 +343,7 @@ class Router:
             carry.level += 1
             carry.min_tier = stronger
             return Escalate(carry)
-        error = ErrorInfo(code="quality", message=f"{verdict.check}: {verdict.reason}")
+        error = ErrorInfo(code=ErrorCode.QUALITY, message=f"{verdict.check}: {verdict.reason}")
         return self._result(record, "failed", error=error, generated=generated)
 
     def succeeded(self, record: JobRecord, generated: Generation, parsed: Any) -> JobResult:
@@ -351,7 +352,7 @@ class Router:
     def failed(self, record: JobRecord, error: ErrorInfo) -> JobResult:
         return self._result(record, "failed", error=error)
 
-    def interrupted(self, record: JobRecord, message: str, *, code: str = "timeout") -> JobResult:
+    def interrupted(self, record: JobRecord, message: str, *, code: str = ErrorCode.OUT_OF_TIME) -> JobResult:
         """The job ran out of time mid-call: list the call that was cut short."""
         cut = self.in_flight_attempt(record)
         if cut is not None:
@@ -361,10 +362,10 @@ class Router:
 
     def attempts_so_far(self, record: JobRecord) -> list[Attempt]:
         """The job's attempts, its call in flight listed as interrupted (for its journal)."""
-        cut = self.in_flight_attempt(record, code="process_stopped")
+        cut = self.in_flight_attempt(record, code=ErrorCode.PROCESS_STOPPED)
         return [*record.carry.attempts, *([cut] if cut is not None else [])]
 
-    def in_flight_attempt(self, record: JobRecord, *, code: str = "soft_time_limit") -> Attempt | None:
+    def in_flight_attempt(self, record: JobRecord, *, code: str = ErrorCode.SOFT_TIME_LIMIT) -> Attempt | None:
         """The call the job is making now, as an attempt cut short (`code` says by what);
         None between calls."""
         in_flight = record.in_flight
@@ -374,7 +375,7 @@ class Router:
         return Attempt(
             model=candidate.model.name, tier=candidate.tier_name,
             provider=self._providers[candidate.model.name].name,
-            outcome="interrupted", error_kind="timeout", error_code=code,
+            outcome="interrupted", error_kind=KIND[ErrorCode(code)], error_code=code,
             latency_ms=round((self._clock() - started) * 1000, 3), level=record.carry.level,
         )
 
@@ -412,7 +413,7 @@ class Router:
         except KeyError:
             known = [t.name for t in self.catalog.tiers]
             raise errors.InvalidJob(
-                f"unknown min_tier {name!r}; known: {known}", code="unknown_tier"
+                f"unknown min_tier {name!r}; known: {known}", code=ErrorCode.UNKNOWN_TIER
             ) from None
 
 

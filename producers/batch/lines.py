@@ -22,6 +22,7 @@ from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from contract.codes import ErrorCode
 from contract.errors import InvalidJob
 from contract.schemas import ErrorInfo, parse_job
 
@@ -55,9 +56,9 @@ def load(raw: RawLine) -> dict[str, Any]:
     try:
         value = json.loads(raw)
     except ValueError as exc:
-        raise InvalidJob(f"not JSON: {exc}", code="invalid_json") from exc
+        raise InvalidJob(f"not JSON: {exc}", code=ErrorCode.INVALID_JSON) from exc
     if not isinstance(value, dict):
-        raise InvalidJob(f"a line is a JSON object, got {type(value).__name__}", code="invalid_json")
+        raise InvalidJob(f"a line is a JSON object, got {type(value).__name__}", code=ErrorCode.INVALID_JSON)
     return value
 
 
@@ -67,7 +68,7 @@ def custom_id_of(obj: Mapping[str, Any], number: int) -> str:
     if value is None and "body" not in obj:
         return f"line-{number}"
     if not isinstance(value, str) or not value:
-        raise InvalidJob("custom_id must be a non-empty string", code="invalid_custom_id")
+        raise InvalidJob("custom_id must be a non-empty string", code=ErrorCode.INVALID_CUSTOM_ID)
     return value
 
 
@@ -96,20 +97,20 @@ def _body(obj: Mapping[str, Any]) -> Mapping[str, Any]:
         method, url = obj.get("method", "POST"), obj.get("url", ENDPOINT)
         if method != "POST" or url != ENDPOINT:
             raise InvalidJob(
-                f"only POST {ENDPOINT} is supported, got {method} {url}", code="wrong_endpoint"
+                f"only POST {ENDPOINT} is supported, got {method} {url}", code=ErrorCode.WRONG_ENDPOINT
             )
     if "body" not in obj:
         return obj
     body = obj["body"]
     if not isinstance(body, Mapping):
-        raise InvalidJob("body must be a JSON object", code="invalid_body")
+        raise InvalidJob("body must be a JSON object", code=ErrorCode.INVALID_BODY)
     return body
 
 
 def job_from(body: Mapping[str, Any], *, route: bool) -> dict[str, Any]:
     """A validated job payload from a chat-completion body (see the module docstring)."""
     if "messages" not in body:
-        raise InvalidJob("no messages", code="missing_messages")
+        raise InvalidJob("no messages", code=ErrorCode.MISSING_MESSAGES)
     job: dict[str, Any] = {"messages": _messages(body["messages"])}
     job.update({k: body[k] for k in _PASSTHROUGH if body.get(k) is not None})
     limit = body.get("max_completion_tokens", body.get("max_tokens"))
@@ -128,7 +129,7 @@ def job_from(body: Mapping[str, Any], *, route: bool) -> dict[str, Any]:
 
 def _messages(value: object) -> list[Any]:
     if not isinstance(value, list):
-        raise InvalidJob("messages must be a list", code="invalid_job")
+        raise InvalidJob("messages must be a list", code=ErrorCode.INVALID_JOB)
     return [_message(m) for m in value]
 
 
@@ -137,7 +138,7 @@ def _message(value: object) -> object:
         return value
     parts = value["content"]
     if not all(isinstance(p, Mapping) and p.get("type") == "text" for p in parts):
-        raise InvalidJob("only text content parts are supported", code="non_text_content")
+        raise InvalidJob("only text content parts are supported", code=ErrorCode.NON_TEXT_CONTENT)
     return {**value, "content": "".join(str(p.get("text", "")) for p in parts)}
 
 

@@ -119,7 +119,7 @@ def test_a_model_in_the_body_is_a_pin_unless_the_batch_routes(worker: RunningWor
     pinned = {r["custom_id"]: r for r in read_jsonl(tmp_path / "pinned.jsonl")}
     routed = {r["custom_id"]: r for r in read_jsonl(tmp_path / "routed.jsonl")}
     assert pinned["large"]["tierline"]["model"] == "mistral-large-latest"
-    assert pinned["unknown"]["response"] is None and pinned["unknown"]["error"]["code"] == "unknown_model"
+    assert pinned["unknown"]["response"] is None and pinned["unknown"]["error"]["code"] == "unknown_pinned_model"
     assert [e["custom_id"] for e in read_jsonl(tmp_path / "pinned.errors.jsonl")] == ["unknown"]
     assert {r["tierline"]["model"] for r in routed.values()} == {"mistral-small-latest"}
 
