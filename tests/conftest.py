@@ -61,6 +61,17 @@ def idle_db_url(redis_base_url: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
+def module_db_url(redis_base_url: str) -> Iterator[str]:
+    """A flushed Redis database of a test module's own (never database 0)."""
+    url = db_url(redis_base_url, _next_database())
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture(scope="module")
 def worker(worker_factory: Callable[..., AbstractContextManager[RunningWorker]]) -> Iterator[RunningWorker]:
     """A default worker (simulated provider, default catalog) shared by a test module."""
     with worker_factory() as running:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 import shutil
@@ -22,8 +23,11 @@ from tests.support import ROOT, RunningWorker
 SECRET = "patient record 4471-XYZ, do not leak"
 
 
-@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="Debian's docker-compose is not installed")
 def test_compose_file_is_valid() -> None:
+    if shutil.which("docker-compose") is None:
+        # CI installs it (.ci/run); a developer's machine may lack it.
+        assert not os.environ.get("CI"), "docker-compose is missing in CI: .ci/run installs Debian's"
+        pytest.skip("SKIPPED LOUDLY: Debian's docker-compose is not installed (apt-get install docker-compose)")
     env = dict(os.environ, FLOWER_BASIC_AUTH="admin:pw")
     out = subprocess.run(["docker-compose", "config"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
@@ -73,15 +77,25 @@ def _get(url: str, auth: str | None) -> tuple[int, bytes]:
 
 def test_flower_needs_auth_and_shows_a_summary_not_the_conversation(worker: RunningWorker, flower: str) -> None:
     assert _get(f"{flower}/api/tasks", None)[0] == 401
-    time.sleep(1.0)  # Flower subscribes to events
-    handle = submit([{"role": "user", "content": SECRET}], app=worker.app, job_id="flower-visible-1")
-    assert handle.result(timeout=30).ok
-    deadline = time.monotonic() + 10
-    task: dict[str, object] = {}
-    while time.monotonic() < deadline and not task.get("args"):
-        status, body = _get(f"{flower}/api/tasks", "ops:s3cret")
-        assert status == 200
-        task = json.loads(body).get("flower-visible-1", {})
-        time.sleep(0.2)
-    assert task.get("args", "").startswith("job=flower-visible-1 messages=1")  # type: ignore[union-attr]
+    job_id, task = _first_job_flower_shows(worker, flower)
+    assert str(task.get("args", "")).startswith(f"job={job_id} messages=1")
     assert SECRET not in json.dumps(task.get("args")) + json.dumps(task.get("kwargs"))
+
+
+def _first_job_flower_shows(worker: RunningWorker, flower: str) -> tuple[str, dict[str, object]]:
+    """Send jobs until Flower lists one with its arguments (it subscribes to events on its
+    own time, so the first jobs may pass unseen); that job's id and Flower's record of it."""
+    deadline = time.monotonic() + 30
+    for n in itertools.count(1):
+        job_id = f"flower-visible-{n}"
+        assert submit([{"role": "user", "content": SECRET}], app=worker.app, job_id=job_id).result(timeout=30).ok
+        seen_until = min(deadline, time.monotonic() + 2)
+        while time.monotonic() < seen_until:
+            status, body = _get(f"{flower}/api/tasks", "ops:s3cret")
+            assert status == 200
+            task = json.loads(body).get(job_id, {})
+            if task.get("args"):
+                return job_id, task
+            time.sleep(0.1)
+        assert time.monotonic() < deadline, "Flower never listed a job"
+    raise AssertionError("unreachable")

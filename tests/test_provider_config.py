@@ -193,15 +193,15 @@ def test_retry_after_date_uses_the_current_time_by_default() -> None:
 
 
 def test_models_command_shows_who_serves_each_model_and_busy_time_left(
-    redis_base_url: str, tmp_path: Path
+    idle_db_url: str, tmp_path: Path
 ) -> None:
     catalog = tmp_path / "mixed.toml"
     catalog.write_text(MIXED)
     prefix = f"models-{os.getpid()}:"
-    client = redis.Redis.from_url(redis_base_url)
+    client = redis.Redis.from_url(idle_db_url)
     client.set(f"{prefix}busy:mistral-small-latest", "transient:rate_limited", ex=3_600)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIERLINE_") and not k.endswith("_API_KEY")}
-    env.update(REDIS_URL=redis_base_url, TIERLINE_KEY_PREFIX=prefix, TIERLINE_CATALOG_PATH=str(catalog),
+    env.update(REDIS_URL=idle_db_url, TIERLINE_KEY_PREFIX=prefix, TIERLINE_CATALOG_PATH=str(catalog),
                MISTRAL_API_KEY="sk-test-models-cmd", COLUMNS="250", PYTHONPATH=str(ROOT))
     try:
         out = subprocess.run([sys.executable, "-c", "from operators.cli import main; main()", "models"],

@@ -28,8 +28,8 @@ class CountingConnection(redis.Connection):
 
 
 @pytest.fixture
-def client(redis_base_url: str) -> Iterator[redis.Redis]:
-    pool = redis.ConnectionPool.from_url(db_url(redis_base_url, 0), connection_class=CountingConnection)
+def client(module_db_url: str) -> Iterator[redis.Redis]:
+    pool = redis.ConnectionPool.from_url(module_db_url, connection_class=CountingConnection)
     client = redis.Redis(connection_pool=pool)
     yield client
     client.delete(*[Keys("state-test:").busy(m) for m in MODELS])
@@ -83,7 +83,7 @@ def test_flags_show_reason_and_time_left(state: RoutingState) -> None:
 
 def test_unreadable_redis_routes_as_if_nothing_were_busy_and_counts_it() -> None:
     server = PrivateRedis(appendonly=False).start()
-    client = redis.Redis.from_url(server.url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    client = redis.Redis.from_url(db_url(server.url, 1), socket_timeout=0.5, socket_connect_timeout=0.5)
     metrics = Metrics()
     state = RoutingState(client, Keys("x:"), metrics)
     state.mark_busy(MODELS[0], ttl_s=60, reason="transient:unavailable")

@@ -26,8 +26,8 @@ PREFIX = "uncallable-test:"
 
 
 @pytest.fixture(scope="module")
-def client(redis_base_url: str) -> Iterator[redis.Redis]:
-    connection = redis.Redis.from_url(redis_base_url)
+def client(module_db_url: str) -> Iterator[redis.Redis]:
+    connection = redis.Redis.from_url(module_db_url)
     yield connection
     keys = list(connection.scan_iter(f"{PREFIX}*"))
     if keys:

@@ -165,7 +165,7 @@ def killable_worker(worker_factory: WorkerFactory) -> Iterator[RunningWorker]:
 
 def test_killed_worker_process_redelivers_the_job_to_one_result(killable_worker: RunningWorker) -> None:
     handle = submit(HELLO, app=killable_worker.app, job_id="kill-me-once")
-    _kill_child_when_busy(killable_worker, set())
+    _kill_child_when_busy(killable_worker, "kill-me-once", set())
     killable_worker.script(Script())
     result = handle.result(timeout=30)
     assert result.ok, result.error
@@ -177,21 +177,22 @@ def test_job_that_keeps_killing_its_worker_fails_as_worker_lost(killable_worker:
     handle = submit(HELLO, app=killable_worker.app, job_id="poison")
     killed: set[int] = set()
     for _ in range(3):
-        _kill_child_when_busy(killable_worker, killed)
+        _kill_child_when_busy(killable_worker, "poison", killed)
     result = handle.result(timeout=30)
     assert result.status == "failed" and result.error is not None
     assert result.error.code == "worker_lost", result.error
     assert killable_worker.redis.get(killable_worker.keys.deliveries("poison", 0)) == b"4"
 
 
-def _kill_child_when_busy(worker: RunningWorker, killed: set[int]) -> None:
-    """SIGKILL the pool process running the job (a fresh one each time)."""
+def _kill_child_when_busy(worker: RunningWorker, job_id: str, killed: set[int]) -> None:
+    """SIGKILL the pool process running the job (a fresh one each time) once this delivery
+    of it is counted in Redis: the job is past its delivery step, inside the router."""
     deadline = time.monotonic() + 15
+    counted = str(len(killed) + 1).encode()
     while time.monotonic() < deadline:
         active = worker.app.control.inspect(destination=[worker.name], timeout=0.5).active() or {}
         pids = [t["worker_pid"] for t in active.get(worker.name) or [] if t["worker_pid"] not in killed]
-        if pids:
-            time.sleep(0.2)  # let the job reach its provider call
+        if pids and worker.redis.get(worker.keys.deliveries(job_id, 0)) == counted:
             os.kill(pids[0], signal.SIGKILL)
             killed.add(pids[0])
             return
