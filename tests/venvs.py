@@ -50,11 +50,6 @@ def site_packages(python: Path) -> Path:
     return Path(out.stdout.strip())
 
 
-def installed_bytes(python: Path) -> int:
-    """Bytes of everything installed in the environment's site-packages (pip itself included)."""
-    return sum(p.stat().st_size for p in site_packages(python).rglob("*") if p.is_file() and not p.is_symlink())
-
-
 def clean_env(**extra: str) -> dict[str, str]:
     """The test's environment without the repository on the path or tierline's settings."""
     env = {k: v for k, v in os.environ.items()
