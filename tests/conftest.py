@@ -49,26 +49,26 @@ def _next_database() -> int:
     return next(_databases) % (255 if not os.environ.get("REDIS_URL") else 15) + 1
 
 
-@pytest.fixture
-def idle_db_url(redis_base_url: str) -> Iterator[str]:
-    """A flushed Redis database that no worker consumes from."""
+def _own_database(redis_base_url: str) -> Iterator[str]:
+    """A Redis database no one else uses (never database 0), flushed before and after."""
     url = db_url(redis_base_url, _next_database())
     client = redis.Redis.from_url(url)
     client.flushdb()
     yield url
     client.flushdb()
     client.close()
+
+
+@pytest.fixture
+def idle_db_url(redis_base_url: str) -> Iterator[str]:
+    """A flushed Redis database that no worker consumes from."""
+    yield from _own_database(redis_base_url)
 
 
 @pytest.fixture(scope="module")
 def module_db_url(redis_base_url: str) -> Iterator[str]:
-    """A flushed Redis database of a test module's own (never database 0)."""
-    url = db_url(redis_base_url, _next_database())
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
+    """A flushed Redis database of a test module's own."""
+    yield from _own_database(redis_base_url)
 
 
 @pytest.fixture(scope="module")
