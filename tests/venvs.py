@@ -25,7 +25,8 @@ def copy_source(dest: Path) -> Path:
     for name in SOURCE:
         path = ROOT / name
         if path.is_dir():
-            shutil.copytree(path, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            shutil.copytree(path, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+                            dirs_exist_ok=True)
         else:
             shutil.copy2(path, dest / name)
     return dest
