@@ -64,7 +64,7 @@ def main() -> None:
         base = args.dir or Path(tmp)
         source = copy_source(base / "src")
         installs = {"client": _venv(base / "client", str(source)),
-                    "full [worker]": _venv(base / "full", f"{source}[worker]")}
+                    "full (worker extra)": _venv(base / "full", f"{source}[worker]")}
         times: dict[str, list[tuple[float, float]]] = {name: [] for name in installs}
         for _ in range(args.rounds):  # interleaved: both see the same machine
             for name, python in installs.items():
