@@ -58,7 +58,7 @@ def test_the_code_names_no_failure_code_outside_the_enum() -> None:
     # Exception codes that never reach a result (a worker refusing to start, a batch
     # refused before sending) are outside the job vocabulary.
     outside = {"error", "provider_error", "catalog_invalid", "schemas_invalid", "batch_rejected", "bad_workload",
-               "duplicate_custom_id", "corrupt_output"}
+               "overlay_invalid", "duplicate_custom_id", "corrupt_output"}
     strays = {(where, value) for where, value in code_literals()
               if value not in outside and kind_of(value) is None}
     assert strays == set()
