@@ -100,6 +100,6 @@ def test_a_chunk_that_fails_fails_the_document_naming_the_chunk(short_limits: Ru
     text = document(random.Random(8), 4_000)
     result = submit_extraction(text, CONTRACT, app=short_limits.app, policy="cascade",
                                max_output_tokens=256).result(timeout=60)
-    assert result.error is not None and result.error.code == "timeout"
+    assert result.error is not None and result.error.code == "out_of_time"
     assert result.error.message.startswith("chunk 1/"), result.error.message
     assert (result.chunks or 0) > 1 and result.attempts
