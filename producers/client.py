@@ -13,13 +13,16 @@ from typing import Any
 from celery import Celery
 from celery.exceptions import TimeoutError as CeleryTimeout
 from celery.result import AsyncResult
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
 
 from contract.codes import ErrorCode
 from contract.names import TASK_COMPLETE, TASK_QUEUES
-from contract.schemas import ErrorInfo, JobResult
+from contract.schemas import ErrorInfo, JobResult, failed_result
 from producers.settings import ProducerSettings, get_settings
 
 AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
+_TRACER = trace.get_tracer("tierline.producer")
 
 
 def producer_app(settings: ProducerSettings | None = None) -> Celery:
@@ -73,6 +76,8 @@ def to_job_result(job_id: str, state: str, value: object) -> JobResult:
     """A JobResult from a Celery state and value; a crashed task becomes a failed result."""
     if state == "SUCCESS" and isinstance(value, dict):
         return JobResult.model_validate(value)
+    if state == "FAILURE" and (failed := failed_result(value)) is not None:
+        return failed
     return JobResult(
         job_id=job_id, status="failed",
         error=ErrorInfo(code=ErrorCode.WORKER_ERROR, message=f"task ended {state}: {value!r}"[:500]),
@@ -119,5 +124,12 @@ def send_job(job: Mapping[str, Any], *, app: Celery | None = None, task: str = T
     """Send a raw job payload by task name; Flower and logs see only a short summary."""
     app = app or producer_app()
     task_id = str(job.get("job_id") or uuid.uuid4())
-    app.send_task(task, kwargs={"job": dict(job)}, task_id=task_id, argsrepr=summary(task_id, job), kwargsrepr="{}")
+    # The trace context rides in the message headers (W3C traceparent): the worker's
+    # spans continue this one. A no-op unless the application installed an OTel SDK.
+    with _TRACER.start_as_current_span(f"submit {task}", kind=SpanKind.PRODUCER, attributes={
+            "messaging.system": "celery", "messaging.operation.type": "send", "tierline.job_id": task_id}):
+        headers: dict[str, str] = {}
+        propagate.inject(headers)
+        app.send_task(task, kwargs={"job": dict(job)}, task_id=task_id, argsrepr=summary(task_id, job),
+                      kwargsrepr="{}", headers=headers)
     return JobHandle(task_id, app)

@@ -13,9 +13,10 @@ from typing import Any
 from celery import Task
 
 from contract.names import QUEUE_CONVERSATIONS, TASK_COMPLETE
-from contract.schemas import JobResult, parse_job
-from tasks.delivery import deliver, finishing
+from contract.schemas import JobFailed, JobResult, parse_job
+from tasks.delivery import count_overhead, deliver, finishing, returned
 from tasks.requeue import carried, requeue
+from worker import tracing
 from worker.celery import app
 from worker.router import Decision, Escalate, JobRecord
 from worker.runtime import Runtime, runtime
@@ -24,15 +25,21 @@ from worker.shadow import TASK_SHADOW, live_side, wanted
 log = logging.getLogger(__name__)
 
 
-@app.task(name=TASK_COMPLETE, bind=True)
+@app.task(name=TASK_COMPLETE, bind=True, throws=(JobFailed,))
 def complete(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """Route the job in ``kwargs["job"]`` (or the first argument); return its JobResult."""
     started = time.monotonic()  # the soft limit runs from here, not from when runtime() is built
     rt = runtime()
     carry = carried(kwargs.pop("carry", None))
     record = JobRecord(str(self.request.id), carry, deadline=rt.deadline(started))
-    with rt.soft_limit(started):
+    with (tracing.delivery_span(self.request, task=self.name, job_id=record.job_id, level=carry.level) as span,
+          rt.soft_limit(started)):
+        earlier_attempts = len(carry.attempts)
         decision = _decide(self, rt, record, args, kwargs)
+        if isinstance(decision, JobResult):
+            rt.count_result(decision, kwargs.get("job", args[0] if args else None))
+            tracing.describe_result(span, decision)
+        count_overhead(rt, self, started, record.carry.attempts[earlier_attempts:])
         return finishing(record.job_id, lambda: _record(self, rt, decision, args, kwargs))
 
 
@@ -51,7 +58,7 @@ def _record(
         job_id, decision.status, decision.model, decision.tier, decision.routed_tokens,
         len(decision.attempts), decision.cost_usd,
     )
-    return decision.model_dump(mode="json")
+    return returned(decision)
 
 
 def _shadow(task: Task, rt: Runtime, result: JobResult, job: object) -> None:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from contract.schemas import Attempt, ErrorInfo, JobResult
-from worker import errors, keys
+from contract.schemas import Attempt, ErrorInfo, JobFailed, JobResult, failed_result, result_summary
+from worker import errors, keys, series
 from worker.router import JobRecord
 from worker.runtime import Runtime
 
@@ -37,6 +37,7 @@ def deliver(
     try:
         job = parse(job_payload(args, kwargs))
         snapshot = rt.state.read(rt.catalog.model_names, job_id=record.job_id, level=record.carry.level)
+        rt.metrics.count(series.DELIVERIES, (task.name, delivery_label(snapshot.delivery)))
         earlier = _earlier(task, rt, record, snapshot.delivery)
         if earlier is not None:
             return earlier
@@ -58,6 +59,19 @@ def deliver(
     except Exception as exc:  # the task boundary: a bug still ends as one failed JobResult
         log.exception("internal error job=%s", record.job_id)
         return rt.router.interrupted(record, f"internal error: {type(exc).__name__}", code="internal_error")
+
+
+def delivery_label(delivery: int) -> str:
+    """A bounded label for a delivery number: 1, 2, 3, 4+ (0, unknown: Redis did not answer)."""
+    if delivery <= 0:
+        return "unknown"
+    return str(delivery) if delivery < 4 else "4+"
+
+
+def count_overhead(rt: Runtime, task: Task, started: float, attempts: Sequence[Attempt]) -> None:
+    """Record this delivery's time outside model calls; `attempts`: the calls it made."""
+    calls_s = sum(a.latency_ms for a in attempts) / 1000
+    rt.metrics.observe(series.ROUTING_OVERHEAD, (task.name,), max(0.0, time.monotonic() - started - calls_s))
 
 
 def finishing(job_id: str, step: Callable[[], T]) -> T:
@@ -139,9 +153,18 @@ def job_payload(args: tuple[Any, ...], kwargs: dict[str, Any]) -> object:
 def stored_result(task: Task, job_id: str) -> JobResult | None:
     """The job's result if an earlier delivery already stored one (redelivery, resubmission)."""
     meta = task.backend.get_task_meta(job_id)
+    if meta.get("status") == "FAILURE":
+        return failed_result(meta.get("result"))
     if meta.get("status") != "SUCCESS" or not isinstance(meta.get("result"), dict):
         return None
     try:
         return JobResult.model_validate(meta["result"])
     except ValueError:
         return None
+
+
+def returned(result: JobResult) -> dict[str, Any]:
+    """What the task returns for `result`; a failed job raises `JobFailed` (FAILURE in Flower)."""
+    if not result.ok:
+        raise JobFailed(result_summary(result), result.model_dump(mode="json"))
+    return result.model_dump(mode="json")

@@ -17,8 +17,9 @@ from celery import Task, chord
 
 from contract.names import TASK_EXTRACT, TASK_EXTRACT_CHUNK, TASK_EXTRACT_MERGE, chunk_id
 from contract.schemas import Carry, JobResult, parse_extraction_job
-from tasks.delivery import deliver, finishing
+from tasks.delivery import count_overhead, deliver, finishing
 from tasks.requeue import requeue
+from worker import tracing
 from worker.celery import app
 from worker.extractor import ChunkEscalate, Extractor, Fanout, Started
 from worker.router import JobRecord
@@ -34,9 +35,14 @@ def extract(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
     rt = runtime()
     record = JobRecord(str(self.request.id), Carry(started_at=time.time()), deadline=rt.deadline(started))
     extractor = Extractor(rt.router, rt.state, rt.counter, rt.metrics)
-    with rt.soft_limit(started):
+    with (tracing.delivery_span(self.request, task=self.name, job_id=record.job_id, level=0) as span,
+          rt.soft_limit(started)):
         decision = deliver(self, rt, record, args, kwargs, parse=parse_extraction_job,
                            run=lambda job, busy: extractor.start(job, record, busy))
+        if isinstance(decision, JobResult):
+            rt.count_result(decision, kwargs.get("job", args[0] if args else None))
+            tracing.describe_result(span, decision)
+            count_overhead(rt, self, started, decision.attempts)
         return finishing(record.job_id, lambda: _record(self, rt, decision))
 
 

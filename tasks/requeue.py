@@ -9,6 +9,7 @@ from typing import Any
 from celery import Task
 
 from contract.schemas import Carry
+from worker import tracing
 
 log = logging.getLogger(__name__)
 
@@ -21,9 +22,18 @@ def requeue(task: Task, name: str, job: object, carry: Carry) -> Any:
     job_id = str(task.request.id)
     sig = task.app.signature(
         name, kwargs={"job": job, "carry": carry.model_dump(mode="json")},
-        argsrepr=f"job={job_id}", kwargsrepr=f"{{level: {carry.level}}}",
+        argsrepr=f"job={job_id}", kwargsrepr=escalated(carry),
+        headers=tracing.context_headers(),  # the next delivery continues this trace
     )
     return task.replace(sig)
+
+
+def escalated(carry: Carry) -> str:
+    """What Flower shows of a re-queued job: that it escalated, and along which tiers."""
+    if not carry.escalations:
+        return f"{{level: {carry.level}}}"
+    path = "→".join([e.from_tier for e in carry.escalations] + [carry.escalations[-1].to_tier or "-"])
+    return f"{{escalated: {path}, level: {carry.level}}}"
 
 
 def carried(raw: object) -> Carry:

@@ -13,12 +13,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 from producers.client import submit
 from tests.support import ROOT, RunningWorker
+from worker.providers.simulated import Behaviour, Script
 
 SECRET = "patient record 4471-XYZ, do not leak"
 
@@ -99,3 +101,48 @@ def _first_job_flower_shows(worker: RunningWorker, flower: str) -> tuple[str, di
             time.sleep(0.1)
         assert time.monotonic() < deadline, "Flower never listed a job"
     raise AssertionError("unreachable")
+
+
+def _flower_task(flower: str, job_id: str, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """Flower's view of one task, polled until `done` says so (or 10 s pass)."""
+    deadline = time.monotonic() + 10
+    task: dict[str, Any] = {}
+    while time.monotonic() < deadline and not done(task):
+        status, body = _get(f"{flower}/api/tasks", "ops:s3cret")
+        assert status == 200
+        task = json.loads(body).get(job_id, {})
+        time.sleep(0.2)
+    return task
+
+
+def test_flower_lists_a_failed_job_as_failure_with_its_code(worker: RunningWorker, flower: str) -> None:
+    # Given Flower watching, when a job fails (its pinned model is not in the catalog)
+    time.sleep(1.0)  # Flower subscribes to events
+    handle = submit([{"role": "user", "content": SECRET}], app=worker.app, job_id="flower-failed-1",
+                    pin_model="no-such-model")
+    result = handle.result(timeout=30)
+    # Then the producer still gets the whole failed JobResult
+    assert (result.job_id, result.status, result.error and result.error.code) == (
+        "flower-failed-1", "failed", "unknown_model")
+    assert result.error is not None and "no-such-model" in result.error.message
+    # and Flower lists it as FAILURE with its code, and nothing of the conversation
+    task = _flower_task(flower, "flower-failed-1", lambda t: t.get("state") == "FAILURE" and bool(t.get("exception")))
+    assert task.get("state") == "FAILURE", task
+    assert "code=unknown_model" in str(task.get("exception")), task
+    assert SECRET not in json.dumps(task)
+
+
+def test_flower_shows_an_escalated_job_as_escalated(worker: RunningWorker, flower: str) -> None:
+    # Given a small tier whose every answer is a refusal
+    worker.script(Script(models={"mistral-small-latest": Behaviour(poor_rate=1.0, poor="refusal")}))
+    time.sleep(1.0)  # Flower subscribes to events
+    try:
+        result = submit([{"role": "user", "content": SECRET}], app=worker.app,
+                        job_id="flower-escalated-1").result(timeout=30)
+    finally:
+        worker.script(Script())
+    # Then the job escalated, and Flower's task view says so
+    assert result.ok and result.tier == "medium" and len(result.escalations) == 1
+    task = _flower_task(flower, "flower-escalated-1", lambda t: "escalated" in str(t.get("kwargs")))
+    assert "escalated: small→medium" in str(task.get("kwargs")), task
+    assert SECRET not in json.dumps({k: task.get(k) for k in ("args", "kwargs", "exception")})

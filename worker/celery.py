@@ -14,7 +14,7 @@ from typing import Any
 from celery import Celery, signals
 
 from contract.names import QUEUE_CONVERSATIONS, TASK_QUEUES
-from worker import broker, runtime
+from worker import broker, runtime, tracing
 from worker.errors import CatalogError, SchemaRegistryError
 from worker.settings import Settings, get_settings
 
@@ -127,11 +127,18 @@ def pool_name(pool_cls: object) -> str:
     return module.rpartition(".")[2]
 
 
+@signals.worker_process_init.connect
+def _process_started(**_: Any) -> None:
+    # After fork: an exporter's thread does not survive it (off unless OTEL_* asks).
+    tracing.configure_from_env()
+
+
 @signals.worker_process_shutdown.connect
 def _process_ending(**_: Any) -> None:
     # A pool process recycled after max tasks per child (or stopped) would otherwise take
-    # up to a second of counts with it.
+    # up to a second of counts with it, and its buffered spans.
     runtime.shutdown()
+    tracing.shutdown()
 
 
 # Loggers kept at WARNING in a worker: the SDKs' HTTP client logs every request without

@@ -12,6 +12,9 @@ results expire after ``TIERLINE_RESULT_EXPIRES_S``.
 | <prefix>lease:<job id>:<level>       | the running worker     | LEASE_TTL_S (renewed) |
 | <prefix>journal:<job id>             | JSON attempts so far   | JOURNAL_TTL_S         |
 | <prefix>metrics                      | hash of counters       | METRICS_TTL_S         |
+| <prefix>series:total                 | hash of series (cumulative, exported) | METRICS_TTL_S |
+| <prefix>series:<width>:<start>       | hash of series in one time bucket | TIERLINE_METRICS_RETENTION_S |
+| <prefix>series:index                 | zset of bucket keys by start time | TIERLINE_METRICS_RETENTION_S |
 | <prefix>sim:script                   | JSON simulation script | SIM_SCRIPT_TTL_S      |
 | <prefix>overlay:version              | current overlay version | none (configuration) |
 | <prefix>overlay:versions             | hash version → JSON change record | none (configuration) |
@@ -110,6 +113,17 @@ class Keys:
 
     def shadow(self, model: str) -> str:
         return f"{self.prefix}shadow:{model}"
+
+    @property
+    def series_total(self) -> str:
+        return f"{self.prefix}series:total"
+
+    def series_bucket(self, width_s: int, start: int) -> str:
+        return f"{self.prefix}series:{width_s}:{start}"
+
+    @property
+    def series_index(self) -> str:
+        return f"{self.prefix}series:index"
 
     @property
     def sim_script(self) -> str:

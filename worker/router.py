@@ -16,7 +16,7 @@ from typing import Any
 
 from contract.codes import KIND, ErrorCode
 from contract.schemas import Attempt, Carry, ErrorInfo, Escalation, Job, JobResult
-from worker import errors, fallback, quality
+from worker import errors, fallback, quality, tracing
 from worker.catalog import Catalog
 from worker.keys import BUSY_TTL_S
 from worker.live import LiveRouting
@@ -248,15 +248,20 @@ class Router:
         interrupted call is still listed in the result.
         """
         provider = self._providers[candidate.model.name]
-        started = self._clock()
-        record.in_flight = (candidate, started)
-        try:
-            response = provider.chat(_for_model(request, candidate.model.name), timeout_s=timeout_s)
-        except errors.ProviderError as exc:
-            record.in_flight = None
-            return self._provider_failed(record, candidate, provider, exc, started)
-        record.in_flight = None
-        return self._generated(record, candidate, provider, response, request, started)
+        with tracing.attempt_span(model=candidate.model.name, provider=provider.name, tier=candidate.tier_name) as span:
+            started = self._clock()
+            record.in_flight = (candidate, started)
+            outcome: Generation | ErrorInfo | None
+            try:
+                response = provider.chat(_for_model(request, candidate.model.name), timeout_s=timeout_s)
+            except errors.ProviderError as exc:
+                record.in_flight = None
+                outcome = self._provider_failed(record, candidate, provider, exc, started)
+            else:
+                record.in_flight = None
+                outcome = self._generated(record, candidate, provider, response, request, started)
+            tracing.describe_attempt(span, record.carry.attempts[-1])
+        return outcome
 
     def _provider_failed(
         self, record: JobRecord, candidate: Candidate, provider: Provider,

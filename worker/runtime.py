@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import redis
 
+from contract.schemas import JobResult
 from worker import deadline, keys, output_schemas
 from worker.budget import SpendLedger
 from worker.catalog import Catalog, load_catalog
@@ -23,8 +24,9 @@ from worker.deadline import PoolKind
 from worker.errors import CatalogError
 from worker.health import HealthRecorder, health_config
 from worker.inflight import Inflight
+from worker.job_metrics import TeamLabels, record_result
 from worker.live import LiveRouting
-from worker.metrics import Metrics
+from worker.metrics import Flusher, Metrics, Sink
 from worker.overlay_store import LiveOverlay, OverlayStore
 from worker.providers import build_providers, provider_report
 from worker.providers.simulated import RedisScript
@@ -58,12 +60,16 @@ class Runtime:
         self.settings = settings
         self.catalog = shared.catalog
         self.counter = shared.counter
-        self.metrics = Metrics()
+        self.metrics = Metrics(bucket_s=settings.metrics_bucket_s)
         # A gevent pool runs `concurrency` jobs in this one process: one connection each.
         self.redis: redis.Redis = connect(
             settings.state, settings, max_connections=max(settings.redis_max_connections, shared.concurrency + 4)
         )
         self.live = live_routing(self.redis, settings, self.catalog)
+        self.sink = Sink(self.redis, settings.keys, settings.metrics_bucket_s, settings.metrics_retention_s,
+                         keys.METRICS_TTL_S)
+        self.flusher = Flusher(self.metrics, self.sink)
+        self.teams = TeamLabels(settings.metrics_teams)
         self.state = RoutingState(self.redis, settings.keys, self.metrics, along=self.live)
         script = RedisScript(self.redis, settings.keys.sim_script, refresh_s=settings.sim_refresh_s)
         providers = build_providers(
@@ -120,8 +126,14 @@ class Runtime:
 
     def flush_metrics(self, *, force: bool = False) -> None:
         """Send the counters to Redis if a flush is due; `force`: now (the process is ending)."""
-        self.metrics.maybe_flush(self.redis, self.settings.keys.metrics, keys.METRICS_TTL_S, force=force)
+        self.metrics.maybe_flush(self.sink, force=force)
         self.live.flush(force=force)
+
+    def count_result(self, result: JobResult, payload: object) -> None:
+        """Add a finished job to the metric series; `payload` is its raw job (for metadata.team)."""
+        metadata = payload.get("metadata") if isinstance(payload, dict) else None
+        team = self.teams.label(metadata.get("team")) if isinstance(metadata, dict) else None
+        record_result(self.metrics, result, baseline=self.catalog.tiers[-1].models[0], team=team)
 
 
 def live_routing(client: redis.Redis, settings: Settings, catalog: Catalog) -> LiveRouting:
@@ -212,4 +224,4 @@ def shutdown() -> None:
     """Flush this process's pending counters before it exits (max tasks per child, stop)."""
     current = _PROCESS.built()
     if current is not None:
-        current.flush_metrics(force=True)
+        current.flusher.stop()

@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     # At a model's limit: False moves on to the next candidate; True waits for the first
     # model to free up while the job's deadline allows (then moves on).
     rate_limit_wait: bool = False
+    # Metrics: the width of a time bucket, how long buckets stay, the team names that get
+    # a label of their own (empty: any short name, up to METRICS_MAX_TEAMS per process).
+    metrics_bucket_s: int = Field(default=60, ge=1, le=3600)
+    metrics_retention_s: int = Field(default=2 * 86_400, ge=60)
+    metrics_teams: str = ""
+    metrics_port: int = Field(default=9808, ge=0, le=65_535)
 
     mistral_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("TIERLINE_MISTRAL_API_KEY", "MISTRAL_API_KEY")

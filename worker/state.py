@@ -16,6 +16,7 @@ from typing import Protocol
 import redis
 
 from worker import keys as keyspace
+from worker import series
 from worker.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -29,12 +30,14 @@ if delivery == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return {delivery, redis.call('MGET', unpack(KEYS, 2))}
 """
 
+# Returns the milliseconds of busy time the call added (0: already flagged for longer).
 _EXTEND = """
 local current = redis.call('PTTL', KEYS[1])
 local wanted = tonumber(ARGV[1])
 if current < wanted then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', wanted)
-  return 1
+  if current < 0 then current = 0 end
+  return wanted - current
 end
 return 0
 """
@@ -103,15 +106,21 @@ class RoutingState:
 
     def _unreadable(self, exc: redis.RedisError) -> None:
         self._metrics.incr("state:busy_read_failed")
+        self._metrics.count(series.STATE_ERRORS, ("read",))
         log.warning("routing state unreadable, routing as if nothing were busy: %s", exc)
 
     def mark_busy(self, model: str, *, ttl_s: float, reason: str) -> None:
         """Flag `model` busy for `ttl_s` seconds unless it is already flagged for longer."""
         try:
-            self._extend(keys=[self._keys.busy(model)], args=[max(1, int(ttl_s * 1000)), reason])
+            added_ms = self._extend(keys=[self._keys.busy(model)], args=[max(1, int(ttl_s * 1000)), reason])
         except redis.RedisError as exc:
             self._metrics.incr("state:busy_write_failed")
+            self._metrics.count(series.STATE_ERRORS, ("write",))
             log.warning("could not flag model=%s busy: %s", model, exc)
+            return
+        self._metrics.count(series.BUSY_MARKS, (model, reason.split(":", 1)[0]))
+        if added_ms:
+            self._metrics.count(series.BUSY_SECONDS, (model,), int(added_ms) / 1000)
 
     def flags(self, models: Sequence[str]) -> dict[str, BusyFlag]:
         """Current flags with their reason and time left, for operators."""
