@@ -13,7 +13,7 @@ import threading
 from contract.schemas import Attempt, JobResult
 from worker import series as S
 from worker.catalog import ModelSpec
-from worker.metrics import Metrics
+from worker.metrics import Batch, Metrics
 
 NONE = "none"
 OTHER = "other"
@@ -48,6 +48,12 @@ class TeamLabels:
 
 def record_result(metrics: Metrics, result: JobResult, *, baseline: ModelSpec, team: str | None) -> None:
     """Count `result`: the job, its attempts, escalations, tokens, cost, latency, team."""
+    metrics.add(result_batch(result, baseline=baseline, team=team))
+
+
+def result_batch(result: JobResult, *, baseline: ModelSpec, team: str | None) -> Batch:
+    """What `result` adds to the series (a pure function of it)."""
+    metrics = Batch()
     code = result.error.code if result.error else NONE
     tier = result.tier or NONE
     metrics.count(S.JOBS, (result.status, code, tier, result.policy or NONE))
@@ -62,9 +68,10 @@ def record_result(metrics: Metrics, result: JobResult, *, baseline: ModelSpec, t
     if team is not None:
         metrics.count(S.TEAM_JOBS, (team,))
         metrics.count(S.TEAM_COST, (team,), result.cost_usd)
+    return metrics
 
 
-def _record_attempt(metrics: Metrics, attempt: Attempt) -> None:
+def _record_attempt(metrics: Batch, attempt: Attempt) -> None:
     metrics.count(S.ATTEMPTS, (attempt.model, attempt.provider, attempt.tier, attempt.outcome))
     genai = ("chat", attempt.provider, attempt.model)
     error_type = "" if attempt.outcome == "ok" else (attempt.error_code or attempt.outcome)

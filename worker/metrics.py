@@ -42,6 +42,24 @@ class Sink:
     counters_ttl_s: int
 
 
+class Batch:
+    """Series records gathered for one `Metrics.add` (a finished job's dozen)."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self) -> None:
+        self.fields: list[tuple[str, float]] = []
+
+    def count(self, series: S.Series, labels: S.Labels, amount: float = 1.0) -> Batch:
+        self.fields.append((S.field(series, labels), amount))
+        return self
+
+    def observe(self, series: S.Series, labels: S.Labels, value: float) -> Batch:
+        self.fields += ((S.field(series, labels, "_bucket", S.bucket_of(series, value)), 1.0),
+                        (S.field(series, labels, "_sum"), value), (S.field(series, labels, "_count"), 1.0))
+        return self
+
+
 class Metrics:
     """Thread-safe counters and series; `flush_every_s` bounds how often they reach Redis."""
 
@@ -62,21 +80,18 @@ class Metrics:
 
     def count(self, series: S.Series, labels: S.Labels, amount: float = 1.0) -> None:
         """Add `amount` to the counter `series` with these label values."""
-        self._add({S.field(series, labels): amount})
+        self.add(Batch().count(series, labels, amount))
 
     def observe(self, series: S.Series, labels: S.Labels, value: float) -> None:
         """Record one observation of the histogram `series`."""
-        self._add({
-            S.field(series, labels, "_bucket", S.bucket_of(series, value)): 1.0,
-            S.field(series, labels, "_sum"): value,
-            S.field(series, labels, "_count"): 1.0,
-        })
+        self.add(Batch().observe(series, labels, value))
 
-    def _add(self, fields: dict[str, float]) -> None:
+    def add(self, batch: Batch) -> None:
+        """Add every record of `batch` at once (one lock, one clock read)."""
         now = int(self._clock())
         bucket = now - now % self.bucket_s
         with self._lock:
-            for name, amount in fields.items():
+            for name, amount in batch.fields:
                 key = (bucket, name)
                 self._series[key] = self._series.get(key, 0.0) + amount
 

@@ -16,7 +16,9 @@ Prometheus exporter of an OTel SDK would spell them: dots become underscores) an
 
 from __future__ import annotations
 
+import bisect
 import enum
+import functools
 import math
 from dataclasses import dataclass
 
@@ -43,7 +45,7 @@ LATENCY_BOUNDS = _geometric(0.005, 600.0, 1.2)
 OVERHEAD_BOUNDS = _geometric(0.00005, 2.0, 1.5)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # module constants: identity is equality, and hashing is cheap
 class Series:
     name: str
     kind: Kind
@@ -116,8 +118,12 @@ def clean(value: object) -> str:
     return str(value).replace("|", "/").replace("=", ":")[:80]
 
 
+@functools.lru_cache(maxsize=8192)
 def field(series: Series, labels: Labels, suffix: str = "", le: float | None = None) -> str:
-    """The hash field of one series (of a histogram's `suffix` part: _bucket, _sum, _count)."""
+    """The hash field of one series (of a histogram's `suffix` part: _bucket, _sum, _count).
+
+    Cached: label values are bounded, so the fields a worker writes are few and repeat.
+    """
     parts = [series.name + suffix, *(f"{k}={clean(v)}" for k, v in zip(series.labels, labels, strict=True))]
     if le is not None:
         parts.append(f"le={format_bound(le)}")
@@ -130,10 +136,8 @@ def format_bound(bound: float) -> str:
 
 def bucket_of(series: Series, value: float) -> float:
     """The upper bound of the histogram bucket `value` lands in (inf past the last)."""
-    for bound in series.bounds:
-        if value <= bound:
-            return bound
-    return math.inf
+    i = bisect.bisect_left(series.bounds, value)
+    return series.bounds[i] if i < len(series.bounds) else math.inf
 
 
 @dataclass(frozen=True)
