@@ -3,9 +3,8 @@
 `submit`, `batch` and `extract` come from the client (`producers`) and work with the client
 install alone. `worker`, `demo`, `models`, `stats`, `metrics`, `report`, `replay` and
 `worksheet` run or read the worker side: their modules are imported when the command
-runs, after a check that the worker's
-dependencies are installed (``pip install "tierline[worker]"``), so a client install
-gets a clear message instead of an import error.
+runs, after a check that the worker's dependencies are installed (``pip install
+"tierline[worker]"``), so a client install gets a clear message instead of an import error.
 """
 
 from __future__ import annotations

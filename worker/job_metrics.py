@@ -47,8 +47,11 @@ class TeamLabels:
 
 
 def record_result(metrics: Metrics, result: JobResult, *, baseline: ModelSpec, team: str | None) -> None:
-    """Count `result`: the job, its attempts, escalations, tokens, cost, latency, team."""
-    metrics.add(result_batch(result, baseline=baseline, team=team))
+    """Count `result`: the job, its attempts, escalations, tokens, cost, latency, team.
+
+    The records are built at the next flush, off the job's path (the result is not changed
+    after this)."""
+    metrics.add_later(lambda: result_batch(result, baseline=baseline, team=team))
 
 
 def result_batch(result: JobResult, *, baseline: ModelSpec, team: str | None) -> Batch:

@@ -68,6 +68,7 @@ class Metrics:
     ) -> None:
         self._counts: Counter[str] = Counter()
         self._series: dict[tuple[int, str], float] = {}
+        self._later: list[tuple[int, Callable[[], Batch]]] = []
         self._lock = threading.Lock()
         self._flush_every_s = flush_every_s
         self._last_flush = time.monotonic()
@@ -79,21 +80,47 @@ class Metrics:
             self._counts[name] += amount
 
     def count(self, series: S.Series, labels: S.Labels, amount: float = 1.0) -> None:
-        """Add `amount` to the counter `series` with these label values."""
-        self.add(Batch().count(series, labels, amount))
+        """Add `amount` to the counter `series` with these label values (built at the flush)."""
+        self.add_later(lambda: Batch().count(series, labels, amount))
 
     def observe(self, series: S.Series, labels: S.Labels, value: float) -> None:
-        """Record one observation of the histogram `series`."""
-        self.add(Batch().observe(series, labels, value))
+        """Record one observation of the histogram `series` (built at the flush)."""
+        self.add_later(lambda: Batch().observe(series, labels, value))
 
     def add(self, batch: Batch) -> None:
         """Add every record of `batch` at once (one lock, one clock read)."""
-        now = int(self._clock())
-        bucket = now - now % self.bucket_s
+        bucket = self._bucket()
         with self._lock:
-            for name, amount in batch.fields:
-                key = (bucket, name)
-                self._series[key] = self._series.get(key, 0.0) + amount
+            self._merge(bucket, batch)
+
+    def add_later(self, make: Callable[[], Batch]) -> None:
+        """Queue `make`; its batch is built at the next flush (off the job's path), in the
+        time bucket of now."""
+        bucket = self._bucket()
+        with self._lock:
+            self._later.append((bucket, make))
+
+    def _bucket(self) -> int:
+        now = int(self._clock())
+        return now - now % self.bucket_s
+
+    def _merge(self, bucket: int, batch: Batch) -> None:
+        for name, amount in batch.fields:
+            key = (bucket, name)
+            self._series[key] = self._series.get(key, 0.0) + amount
+
+    def _settle(self) -> None:
+        """Build the batches queued by `add_later` into the pending series."""
+        with self._lock:
+            later, self._later = self._later, []
+        for bucket, make in later:
+            try:
+                batch = make()
+            except Exception:  # a bug in a record must not stop every later flush
+                log.exception("a metrics record failed; left out")
+                continue
+            with self._lock:
+                self._merge(bucket, batch)
 
     def snapshot(self) -> dict[str, int]:
         """Named counts not yet flushed."""
@@ -102,6 +129,7 @@ class Metrics:
 
     def pending_series(self) -> dict[str, float]:
         """Series fields not yet flushed, summed over their time buckets."""
+        self._settle()
         out: dict[str, float] = {}
         with self._lock:
             for (_, name), amount in self._series.items():
@@ -113,6 +141,7 @@ class Metrics:
         now = time.monotonic()
         if not force and now - self._last_flush < self._flush_every_s:
             return
+        self._settle()
         with self._lock:
             counts, self._counts = self._counts, Counter()
             pending, self._series = self._series, {}
