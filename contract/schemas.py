@@ -250,6 +250,23 @@ def failed_result(value: object) -> JobResult | None:
         return None
 
 
+def stored_result(meta: dict[str, Any]) -> JobResult | None:
+    """The JobResult in a raw (JSON-decoded) Celery result record: a SUCCESS's value, or the
+    JobResult a `JobFailed` FAILURE carries; None for anything else."""
+    value = meta.get("result")
+    if meta.get("status") == "FAILURE" and isinstance(value, dict) and value.get("exc_type") == "JobFailed":
+        args = value.get("exc_message")
+        value = args[1] if isinstance(args, list) and len(args) == 2 else None
+    elif meta.get("status") != "SUCCESS":
+        return None
+    if not isinstance(value, dict):
+        return None
+    try:
+        return JobResult.model_validate(value)
+    except ValidationError:
+        return None
+
+
 def parse_job(payload: object) -> Job:
     """Validate a job payload; raise `InvalidJob` with a stable code and a clear message."""
     return _parsed(Job, payload)

@@ -22,7 +22,7 @@ from kombu.exceptions import ContentDisallowed, DecodeError
 from kombu.message import Message
 
 from contract.codes import ErrorCode
-from contract.schemas import ErrorInfo, JobResult
+from contract.schemas import ErrorInfo, JobFailed, JobResult, result_summary
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +37,11 @@ class IntakeTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         # Under prefork the hard limit kills the pool process, and the worker's main
         # process stores a bare TimeLimitExceeded failure, then calls this: replace it by
-        # one failed JobResult listing the attempts the job's journal recorded.
+        # one failed JobResult listing the attempts the job's journal recorded, stored as a
+        # FAILURE like every failed job (`JobFailed` carries it; Flower shows the summary).
         if isinstance(exc, TimeLimitExceeded):
-            self.backend.mark_as_done(task_id, hard_limit_result(task_id, kwargs).model_dump(mode="json"))
+            result = hard_limit_result(task_id, kwargs)
+            self.backend.mark_as_failure(task_id, JobFailed(result_summary(result), result.model_dump(mode="json")))
 
 
 def hard_limit_result(job_id: str, kwargs: Any) -> JobResult:

@@ -16,9 +16,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import redis
-from celery import states
 
-from contract.schemas import JobResult
+from contract.schemas import stored_result
 from operators.replay.workload import DEFAULT_OUTPUT_BUDGET, Request, WorkloadError
 
 RESULT_KEYS = "celery-task-meta-*"
@@ -63,9 +62,9 @@ def _requests(raws: list[bytes | str | None], after_s: float) -> Iterator[tuple[
             continue
         try:
             meta = json.loads(raw)
-            if meta.get("status") != states.SUCCESS or not isinstance(meta.get("result"), dict):
+            result = stored_result(meta)
+            if result is None:
                 continue
-            result = JobResult.model_validate(meta["result"])
             done = datetime.fromisoformat(str(meta["date_done"]))
         except (ValueError, KeyError, TypeError):
             continue  # not a tierline result (another app's task, a torn value)
