@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from tests.support import ROOT, RunningWorker
+from worker.keys import Keys
 
 TIERLINE = [sys.executable, "-c", "from operators.cli import main; main()"]
 
@@ -35,8 +36,9 @@ def test_models_shows_the_catalog_with_busy_flags(worker: RunningWorker) -> None
 
 
 def test_stats_shows_the_counters_workers_flushed(worker: RunningWorker) -> None:
-    worker.redis.hset(worker.keys.metrics, mapping={"attempts:ok": 7, "quality:refusal": 2})
-    out = run(["stats"], {"REDIS_URL": worker.url, "TIERLINE_KEY_PREFIX": worker.prefix})
+    # A prefix of its own: the module's worker flushes its own counters within a second.
+    worker.redis.hset(Keys("stats-test:").metrics, mapping={"attempts:ok": 7, "quality:refusal": 2})
+    out = run(["stats"], {"REDIS_URL": worker.url, "TIERLINE_KEY_PREFIX": "stats-test:"})
     assert out.returncode == 0, out.stderr
     rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in out.stdout.splitlines()
             if line.count("│") == 3}
