@@ -123,12 +123,12 @@ def test_flower_lists_a_failed_job_as_failure_with_its_code(worker: RunningWorke
     result = handle.result(timeout=30)
     # Then the producer still gets the whole failed JobResult
     assert (result.job_id, result.status, result.error and result.error.code) == (
-        "flower-failed-1", "failed", "unknown_model")
+        "flower-failed-1", "failed", "unknown_pinned_model")
     assert result.error is not None and "no-such-model" in result.error.message
     # and Flower lists it as FAILURE with its code, and nothing of the conversation
     task = _flower_task(flower, "flower-failed-1", lambda t: t.get("state") == "FAILURE" and bool(t.get("exception")))
     assert task.get("state") == "FAILURE", task
-    assert "code=unknown_model" in str(task.get("exception")), task
+    assert "code=unknown_pinned_model" in str(task.get("exception")), task
     assert SECRET not in json.dumps(task)
 
 

@@ -47,7 +47,7 @@ def test_two_workers_counts_add_up_to_the_results(
         with exporter(w.url, w.prefix) as url:
             samples = wait_flushed(url, "tierline_jobs_total", expected["jobs"])
             _check(samples, expected)
-            assert total(samples, "tierline_jobs_total", status="failed", code="unknown_model") == 1
+            assert total(samples, "tierline_jobs_total", status="failed", code="unknown_pinned_model") == 1
             assert total(samples, "tierline_escalations_total", from_tier="medium", to_tier="large",
                          check="refusal") == expected["escalations"]
             assert total(samples, "tierline_team_jobs_total", team="ops") == 1
