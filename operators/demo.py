@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import redis
 from celery import Celery
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -23,7 +24,8 @@ from rich.table import Table
 from contract.schemas import JobResult
 from operators.samples import mixed
 from operators.services import WorkerSpec, background_worker, redis_url
-from producers.client import JobHandle, producer_app_for, send_job, to_job_result
+from producers.client import JobHandle, producer_app_for, send_job
+from results import as_completed, store_for
 from worker.catalog import Catalog, load_catalog
 from worker.keys import SIM_SCRIPT_TTL_S, Keys
 from worker.providers import provider_report
@@ -56,7 +58,7 @@ def run_demo(*, jobs: int, concurrency: int, seed: int, console: Console) -> int
     catalog = load_catalog(settings.catalog_path)
     with redis_url() as (url, private):
         console.print(f"Redis: {'private server at ' + url if private else url}")
-        app = producer_app_for(url, url)
+        app = producer_app_for(url, settings.result_url or url)  # results may be on a database
         env = dict(os.environ, REDIS_URL=url, TIERLINE_SIM_REFRESH_S="0.2",
                    TIERLINE_CONCURRENCY=str(concurrency))
         log_path = Path(tempfile.gettempdir()) / "tierline-demo-worker.log"
@@ -67,8 +69,8 @@ def run_demo(*, jobs: int, concurrency: int, seed: int, console: Console) -> int
             console.print(f"Worker up ({concurrency} processes), using {mode}; log: {log_path}")
             duration = max(4.0, jobs * 0.13 / concurrency)
             script = demo_script(catalog, now=time.time(), duration_s=duration)
-            publish_script(app.backend.client, Keys(settings.key_prefix).sim_script, script,
-                           ttl_s=SIM_SCRIPT_TTL_S)
+            publish_script(redis.Redis.from_url(settings.state_url or url), Keys(settings.key_prefix).sim_script,
+                           script, ttl_s=SIM_SCRIPT_TTL_S)
             results = _run(app, mixed(jobs, seed=seed), console)
     console.print(summary_table(results, catalog))
     failures = sum(1 for r in results if not r.ok)
@@ -91,9 +93,8 @@ def _run(app: Celery, conversations: list[list[dict[str, str]]], console: Consol
 
 
 def _as_completed(app: Celery, handles: list[JobHandle]) -> Iterator[JobResult]:
-    ids = [h.id for h in handles]
-    for job_id, meta in app.backend.get_many(ids, timeout=600, interval=0.05):
-        yield to_job_result(job_id, meta["status"], meta["result"])
+    for job_id, stored in as_completed(store_for(app.backend), [h.id for h in handles], timeout_s=600):
+        yield stored.job_result(job_id)
 
 
 def summary_table(results: list[JobResult], catalog: Catalog) -> Table:

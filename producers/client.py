@@ -11,13 +11,11 @@ from functools import lru_cache
 from typing import Any
 
 from celery import Celery
-from celery.exceptions import TimeoutError as CeleryTimeout
-from celery.result import AsyncResult
 
-from contract.codes import ErrorCode
 from contract.names import TASK_COMPLETE, TASK_QUEUES
-from contract.schemas import ErrorInfo, JobResult
+from contract.schemas import JobResult
 from producers.settings import ProducerSettings, get_settings
+from results import store_for, to_job_result
 
 AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
 
@@ -58,25 +56,13 @@ class JobHandle:
 
     def result(self, timeout: float | None = None) -> JobResult:
         """Wait up to `timeout` seconds (None: forever); raise TimeoutError past it."""
-        async_result = AsyncResult(self.id, app=self._app)
-        try:
-            value = async_result.get(timeout=timeout, propagate=False, disable_sync_subtasks=False)
-        except CeleryTimeout as exc:
-            raise TimeoutError(f"job {self.id} not finished within {timeout}s") from exc
-        return to_job_result(self.id, async_result.state, value)
+        return store_for(self._app.backend).wait(self.id, timeout).job_result(self.id)
 
     def done(self) -> bool:
-        return bool(AsyncResult(self.id, app=self._app).ready())
+        return bool(store_for(self._app.backend).read([self.id]))
 
 
-def to_job_result(job_id: str, state: str, value: object) -> JobResult:
-    """A JobResult from a Celery state and value; a crashed task becomes a failed result."""
-    if state == "SUCCESS" and isinstance(value, dict):
-        return JobResult.model_validate(value)
-    return JobResult(
-        job_id=job_id, status="failed",
-        error=ErrorInfo(code=ErrorCode.WORKER_ERROR, message=f"task ended {state}: {value!r}"[:500]),
-    )
+__all__ = ["JobHandle", "producer_app", "producer_app_for", "send_job", "submit", "summary", "to_job_result"]
 
 
 def submit(

@@ -16,7 +16,8 @@ from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from contract.schemas import Attempt, ErrorInfo, JobResult
-from worker import errors, keys
+from results import store_for
+from worker import errors
 from worker.router import JobRecord
 from worker.runtime import Runtime
 
@@ -81,7 +82,7 @@ def _earlier(task: Task, rt: Runtime, record: JobRecord, delivery: int) -> JobRe
         stored = stored_result(task, record.job_id) or _still_running(task, rt, record)
         if stored is not None:
             return stored
-        if task.backend.client.exists(keys.collected(record.job_id)):
+        if store_for(task.backend).collected(record.job_id):
             return rt.router.failed(record, ErrorInfo(
                 code="duplicate",
                 message="this job already finished and its producer collected the result; "
@@ -138,10 +139,5 @@ def job_payload(args: tuple[Any, ...], kwargs: dict[str, Any]) -> object:
 
 def stored_result(task: Task, job_id: str) -> JobResult | None:
     """The job's result if an earlier delivery already stored one (redelivery, resubmission)."""
-    meta = task.backend.get_task_meta(job_id)
-    if meta.get("status") != "SUCCESS" or not isinstance(meta.get("result"), dict):
-        return None
-    try:
-        return JobResult.model_validate(meta["result"])
-    except ValueError:
-        return None
+    stored = store_for(task.backend).read([job_id]).get(job_id)
+    return None if stored is None else stored.succeeded()

@@ -42,10 +42,11 @@ class RunningWorker:
     log_path: Path
     prefix: str
     broker: str = ""  # the broker's URL when it is not `url` (RabbitMQ)
+    results_url: str = ""  # TIERLINE_RESULT_URL when the results are not on `url`
 
     @property
     def app(self) -> Celery:
-        return producer_app_for(self.broker or self.url, self.url)
+        return producer_app_for(self.broker or self.url, self.results_url or self.url)
 
     @property
     def redis(self) -> redis.Redis:
@@ -112,7 +113,8 @@ def running_worker(
     try:
         with background_worker(producer_app_for(broker or url, url), worker_env(url, prefix, env or {}), spec,
                                log_path=log_path, cwd=ROOT, timeout_s=30) as process:
-            yield RunningWorker(url, name, process, log_path, prefix, broker)
+            yield RunningWorker(url, name, process, log_path, prefix, broker,
+                                str((env or {}).get("TIERLINE_RESULT_URL", "")))
     finally:
         client.flushdb()
         client.close()

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 from celery.result import AsyncResult
+from producers.batch.results import ResultStore
 
 from contract.names import TASK_EXTRACT_CHUNK, chunk_id
 from producers import submit_extraction
-from producers.batch.results import ResultStore
 from tests.support import RunningWorker
 from tests.test_extraction_batch import CONTRACT, document, small_context_catalog
 from worker.providers.simulated import Behaviour, Script

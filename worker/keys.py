@@ -28,7 +28,9 @@ The `collected` marker lives on the result backend's Redis, beside Celery's own
 ``celery-task-meta-<id>`` results, and like them it does not take the routing prefix.
 Producers write it, so it is part of the contract (`contract.keys`, re-exported here):
 a batch producer that has written a result to its output file deletes the stored result
-and leaves the marker instead, and a late duplicate of that job is not run again.
+and leaves the marker instead, and a late duplicate of that job is not run again. On a
+database result backend the marker is the row's status ``COLLECTED`` instead; the
+results interface (`results/`) reads and writes both.
 """
 
 from __future__ import annotations

@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     result_expires_s: int = Field(default=86_400, gt=0)
     # A result write is retried this long while the result backend's Redis is away.
     result_outage_s: float = Field(default=120.0, ge=0)
+    # How often a worker deletes expired results on a result backend without TTLs (a database).
+    result_cleanup_s: float = Field(default=3600.0, gt=0)
     max_tasks_per_child: int = Field(default=1000, ge=1)
     # A pool process (prefork) or the whole worker (gevent, threads: a warm shutdown for the
     # supervisor to restart) is replaced once its resident memory passes this (None: never).

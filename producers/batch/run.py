@@ -54,22 +54,25 @@ class FileRun:
     def run(self) -> Iterator[LineOutcome]:
         """Run what is not done yet; each outcome is written before it is yielded.
 
-        Once written records are flushed to OUT, their stored results are released in
-        Redis (see `ResultStore.release`), so Redis holds about a window of results.
+        Once written records are flushed to OUT, their stored results are released (see
+        `ResultStore.release`), so the result backend holds about a window's worth of them;
+        an interrupted run (Ctrl-C, a break) releases what it wrote before it stops.
         """
         files, handle = self._opened()
         written: list[str] = []
-        for outcome in handle.results():
-            files.write(outcome)
-            if outcome.result is not None:
-                written += self._form.released(outcome)
-            if len(written) >= _RELEASE_EVERY:
-                files.flush()
-                handle.release(written)
-                written = []
-            yield outcome
-        files.flush()
-        handle.release(written)
+        try:
+            for outcome in handle.results():
+                files.write(outcome)
+                if outcome.result is not None:
+                    written += self._form.released(outcome)
+                if len(written) >= _RELEASE_EVERY:
+                    files.flush()
+                    handle.release(written)
+                    written = []
+                yield outcome
+        finally:  # interrupted too: what OUT holds is released, or a resumed run never would
+            files.flush()
+            handle.release(written)
 
     def _opened(self) -> tuple[OutputFiles, BatchHandle]:
         if self._files is None or self._handle is None:
