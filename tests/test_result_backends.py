@@ -77,8 +77,8 @@ def store(worker: RunningWorker) -> ResultStore:
 def test_the_worker_stores_on_the_backend_it_was_given(on_backend: RunningWorker) -> None:
     result = submit(ASK, app=on_backend.app, job_id=f"where-{os.getpid()}").result(timeout=30)
     assert result.ok
-    on_redis = on_backend.redis.exists(on_backend.app.backend.get_key_for_task(result.job_id)) \
-        if not on_backend.results_url else 0
+    with on_backend.redis as client:
+        on_redis = client.exists(on_backend.app.backend.get_key_for_task(result.job_id))
     assert bool(on_redis) == (not on_backend.results_url)
     assert store(on_backend).read([result.job_id])[result.job_id].succeeded() == result
 
@@ -180,7 +180,8 @@ def test_an_interrupted_batch_resumes_and_every_line_runs_once(
         job_ids = [r["tierline"]["job_id"] for r in records]
         assert store(w).read(job_ids) == {}  # every written result released
         stop_process(w.process)  # a stopping worker flushes its counters
-        metrics = read_metrics(w.redis, w.keys.metrics)
+        with w.redis as client:
+            metrics = read_metrics(client, w.keys.metrics)
     assert metrics["attempts:ok"] == total  # no line called a provider twice
 
 
@@ -211,7 +212,8 @@ def test_results_and_markers_expire_after_the_result_expiry(
             assert _gone(lambda: not results.collected(released.job_id)), "the marker did not expire"
             assert "purged" in w.log()
         else:  # a Redis marker lives for the producer's own result expiry (a day here)
-            marker = w.redis.ttl(f"tierline-collected-{released.job_id}")
+            with w.redis as client:
+                marker = client.ttl(f"tierline-collected-{released.job_id}")
             assert 0 < marker <= int(w.app.conf.result_expires.total_seconds())
 
 
