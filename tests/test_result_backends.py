@@ -78,7 +78,7 @@ def test_the_worker_stores_on_the_backend_it_was_given(on_backend: RunningWorker
     result = submit(ASK, app=on_backend.app, job_id=f"where-{os.getpid()}").result(timeout=30)
     assert result.ok
     with on_backend.redis as client:
-        on_redis = client.exists(on_backend.app.backend.get_key_for_task(result.job_id))
+        on_redis = client.exists(f"celery-task-meta-{result.job_id}")
     assert bool(on_redis) == (not on_backend.results_url)
     assert store(on_backend).read([result.job_id])[result.job_id].succeeded() == result
 
