@@ -58,7 +58,8 @@ class RunningWorker:
 
     def script(self, script: Script) -> None:
         """Publish a simulation script; workers here re-read it on every call."""
-        publish_script(self.redis, self.keys.sim_script, script, ttl_s=3600)
+        with self.redis as client:  # closed at once: a client left to the GC warns in another test
+            publish_script(client, self.keys.sim_script, script, ttl_s=3600)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
