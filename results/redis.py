@@ -67,9 +67,11 @@ class RedisResults:
             state = result.state
         except CeleryTimeout:
             state = ""
-        # Unsubscribe now, while Redis is up: a TimeoutError's traceback would keep the
-        # AsyncResult (and its subscription) alive until some later garbage collection.
-        del result
+        finally:
+            # Unsubscribe now, while Redis is up; the AsyncResult's own __del__ would do it
+            # whenever the garbage collector gets to it, perhaps after Redis has gone.
+            self._backend.remove_pending_result(result)
+            result.backend = None
         if not state:
             raise TimeoutError(f"job {job_id} not finished within {timeout_s}s")
         return Stored(state, value)
