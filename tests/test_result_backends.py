@@ -106,7 +106,7 @@ def test_an_extraction_job_comes_back_parsed(on_backend: RunningWorker) -> None:
 
 def test_a_failed_job_comes_back_failed_with_its_code(on_backend: RunningWorker) -> None:
     result = submit(ASK, app=on_backend.app, pin_model="no-such-model").result(timeout=30)
-    assert result.status == "failed" and result.error is not None and result.error.code == "unknown_model"
+    assert result.status == "failed" and result.error is not None and result.error.code == "unknown_pinned_model"
 
 
 def test_a_resubmitted_job_gets_its_stored_result_without_running_again(on_backend: RunningWorker) -> None:
