@@ -20,12 +20,13 @@ from worker.celery import app
 from worker.router import Decision, Escalate, JobRecord
 from worker.runtime import Runtime, runtime
 from worker.shadow import TASK_SHADOW, live_side, wanted
+from worker.shown_results import StoredResult, stored
 
 log = logging.getLogger(__name__)
 
 
 @app.task(name=TASK_COMPLETE, bind=True)
-def complete(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
+def complete(self: Task, *args: Any, **kwargs: Any) -> StoredResult:
     """Route the job in ``kwargs["job"]`` (or the first argument); return its JobResult."""
     started = time.monotonic()  # the soft limit runs from here, not from when runtime() is built
     rt = runtime()
@@ -38,7 +39,7 @@ def complete(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
 
 def _record(
     task: Task, rt: Runtime, decision: Decision, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> dict[str, Any]:
+) -> StoredResult:
     """Re-queue an escalated job under its own id, or return its JobResult for the backend."""
     rt.flush_metrics()
     job_id = str(task.request.id)
@@ -51,7 +52,7 @@ def _record(
         job_id, decision.status, decision.model, decision.tier, decision.routed_tokens,
         len(decision.attempts), decision.cost_usd,
     )
-    return decision.model_dump(mode="json")
+    return stored(decision, redact=rt.settings.redact_results)
 
 
 def _shadow(task: Task, rt: Runtime, result: JobResult, job: object) -> None:

@@ -23,12 +23,13 @@ from worker.celery import app
 from worker.extractor import ChunkEscalate, Extractor, Fanout, Started
 from worker.router import JobRecord
 from worker.runtime import Runtime, runtime
+from worker.shown_results import stored
 
 log = logging.getLogger(__name__)
 
 
 @app.task(name=TASK_EXTRACT, bind=True)
-def extract(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
+def extract(self: Task, *args: Any, **kwargs: Any) -> Any:
     """Extract the job in ``kwargs["job"]`` (or the first argument); return its JobResult."""
     started = time.monotonic()  # the soft limit runs from here, not from when runtime() is built
     rt = runtime()
@@ -40,7 +41,7 @@ def extract(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return finishing(record.job_id, lambda: _record(self, rt, decision))
 
 
-def _record(task: Task, rt: Runtime, started: Started) -> dict[str, Any]:
+def _record(task: Task, rt: Runtime, started: Started) -> Any:
     rt.flush_metrics()
     if isinstance(started, Fanout):
         return fan_out(task, started)  # type: ignore[no-any-return]
@@ -49,7 +50,7 @@ def _record(task: Task, rt: Runtime, started: Started) -> dict[str, Any]:
         chunk = started.chunk.model_dump(mode="json", by_alias=True)
         return requeue(task, TASK_EXTRACT_CHUNK, chunk, started.carry)  # type: ignore[no-any-return]
     log_result("extraction done", started)
-    return started.model_dump(mode="json")
+    return stored(started, redact=rt.settings.redact_results)
 
 
 def fan_out(task: Task, fanout: Fanout) -> Any:

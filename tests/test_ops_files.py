@@ -21,6 +21,7 @@ from producers.client import submit
 from tests.support import ROOT, RunningWorker
 
 SECRET = "patient record 4471-XYZ, do not leak"
+ANSWERED = "Zq4471private"
 
 
 def test_compose_file_is_valid() -> None:

@@ -30,9 +30,11 @@ Handler = Callable[..., Any]
 
 
 class IntakeTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
-    """The base of tierline's tasks: their messages go through `strategy`."""
+    """The base of tierline's tasks: their messages go through `strategy`, and their
+    `task-succeeded` events carry a result summary (`worker.shown_results`)."""
 
     Strategy = "worker.intake:strategy"
+    Request = "worker.shown_results:SummaryRequest"
 
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         # Under prefork the hard limit kills the pool process, and the worker's main

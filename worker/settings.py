@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     redis_health_check_s: int = Field(default=30, ge=0)
 
     sim_refresh_s: float = Field(default=0.5, ge=0)
+    # Replace e-mail addresses, phone, card and IBAN numbers and API keys in a result
+    # (answer, parsed value, reasons) before it is stored.
+    redact_results: bool = False
 
     # Live routing control (worker/health.py, worker/ratelimit.py, worker/budget.py).
     health_window_s: float = Field(default=300.0, gt=0)
