@@ -17,7 +17,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from contract.schemas import Attempt, ErrorInfo, JobResult
 from results import store_for
-from worker import errors
+from worker import errors, limits
 from worker.router import JobRecord
 from worker.runtime import Runtime
 
@@ -36,7 +36,7 @@ def deliver(
 ) -> D | JobResult:
     """Parse the message's job with `parse` and `run` it with the busy models, once."""
     try:
-        job = parse(job_payload(args, kwargs))
+        job = parse(_within_limits(job_payload(args, kwargs), rt))
         snapshot = rt.state.read(rt.catalog.model_names, job_id=record.job_id, level=record.carry.level)
         earlier = _earlier(task, rt, record, snapshot.delivery)
         if earlier is not None:
@@ -59,6 +59,15 @@ def deliver(
     except Exception as exc:  # the task boundary: a bug still ends as one failed JobResult
         log.exception("internal error job=%s", record.job_id)
         return rt.router.interrupted(record, f"internal error: {type(exc).__name__}", code="internal_error")
+
+
+def _within_limits(payload: object, rt: Runtime) -> object:
+    """`payload` unchanged when it is within the worker's limits; InvalidJob with the code of the
+    first limit it crosses (before it is validated, counted or written anywhere)."""
+    breach = limits.breach(payload, rt.settings.limits)
+    if breach is not None:
+        raise breach
+    return payload
 
 
 def finishing(job_id: str, step: Callable[[], T]) -> T:

@@ -11,6 +11,9 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker import keys
+from worker.limits import Limits
+
+_LIMITS = Limits()
 
 VISIBILITY_MARGIN_MIN_S = 10
 
@@ -88,6 +91,17 @@ class Settings(BaseSettings):
     # At a model's limit: False moves on to the next candidate; True waits for the first
     # model to free up while the job's deadline allows (then moves on).
     rate_limit_wait: bool = False
+    # Limits on one job, checked before it is validated (worker/limits.py).
+    max_message_bytes: int = Field(default=_LIMITS.message_bytes, gt=0)
+    max_job_bytes: int = Field(default=_LIMITS.job_bytes, gt=0)
+    max_messages: int = Field(default=_LIMITS.messages, gt=0)
+    max_metadata_bytes: int = Field(default=_LIMITS.metadata_bytes, gt=0)
+    max_document_bytes: int = Field(default=_LIMITS.document_bytes, gt=0)
+    max_schema_bytes: int = Field(default=_LIMITS.schema_bytes, gt=0)
+    max_patterns: int = Field(default=_LIMITS.patterns, ge=0)
+    max_pattern_chars: int = Field(default=_LIMITS.pattern_chars, gt=0)
+    max_phrases: int = Field(default=_LIMITS.phrases, ge=0)
+    max_phrase_chars: int = Field(default=_LIMITS.phrase_chars, gt=0)
 
     mistral_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("TIERLINE_MISTRAL_API_KEY", "MISTRAL_API_KEY")
@@ -129,6 +143,15 @@ class Settings(BaseSettings):
     @property
     def state(self) -> str:
         return self.state_url or self._redis("routing state")
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            message_bytes=self.max_message_bytes, job_bytes=self.max_job_bytes, messages=self.max_messages,
+            metadata_bytes=self.max_metadata_bytes, document_bytes=self.max_document_bytes,
+            schema_bytes=self.max_schema_bytes, patterns=self.max_patterns, pattern_chars=self.max_pattern_chars,
+            phrases=self.max_phrases, phrase_chars=self.max_phrase_chars,
+        )
 
     @property
     def keys(self) -> keys.Keys:

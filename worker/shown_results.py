@@ -16,8 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from celery.worker.request import Request
-from tasks.schemas import ErrorInfo, JobResult
 
+from contract.schemas import ErrorInfo, JobResult
 from worker import redaction
 
 SUMMARY_PREFIX = "JobResult("

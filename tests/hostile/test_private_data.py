@@ -8,6 +8,7 @@ from contextlib import AbstractContextManager
 import pytest
 from tasks.schemas import JobResult
 
+from contract.schemas import JobResult
 from producers.client import submit
 from tests.support import RunningWorker
 from worker import redaction
