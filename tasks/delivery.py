@@ -20,6 +20,7 @@ from results import store_for
 from worker import errors, limits
 from worker.router import JobRecord
 from worker.runtime import Runtime
+from worker.state import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +37,15 @@ def deliver(
 ) -> D | JobResult:
     """Parse the message's job with `parse` and `run` it with the busy models, once."""
     try:
-        job = parse(_within_limits(job_payload(args, kwargs), rt))
-        snapshot = rt.state.read(rt.catalog.model_names, job_id=record.job_id, level=record.carry.level)
-        earlier = _earlier(task, rt, record, snapshot.delivery)
+        payload = job_payload(args, kwargs)
+        # A redelivered message is counted before it is read again: one whose reading killed
+        # its process ends `worker_lost` after max deliveries instead of coming back forever.
+        # A first delivery is read (limits first) before anything is written.
+        early = _counted(task, rt, record) if _redelivered(task) else None
+        if early is not None and early[1] is not None:
+            return early[1]
+        job = parse(_within_limits(payload, rt))
+        snapshot, earlier = early or _counted(task, rt, record)
         if earlier is not None:
             return earlier
         rt.inflight.begin(record)
@@ -59,6 +66,17 @@ def deliver(
     except Exception as exc:  # the task boundary: a bug still ends as one failed JobResult
         log.exception("internal error job=%s", record.job_id)
         return rt.router.interrupted(record, f"internal error: {type(exc).__name__}", code="internal_error")
+
+
+def _redelivered(task: Task) -> bool:
+    return bool((task.request.delivery_info or {}).get("redelivered"))
+
+
+def _counted(task: Task, rt: Runtime, record: JobRecord) -> tuple[Snapshot, JobResult | None]:
+    """Count this delivery (reading the busy flags in the same call) and what to answer instead
+    of running, if anything."""
+    snapshot = rt.state.read(rt.catalog.model_names, job_id=record.job_id, level=record.carry.level)
+    return snapshot, _earlier(task, rt, record, snapshot.delivery)
 
 
 def _within_limits(payload: object, rt: Runtime) -> object:
