@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from contract.codes import ErrorCode
 from contract.errors import InvalidJob
 from contract.field_checks import JsonSchema, ObjectJsonSchema, Pattern
+from contract.job_identity import TENANT_PATTERN
 
 Role = Literal["system", "user", "assistant", "tool"]
 Scalar = str | int | float | bool | None
@@ -47,6 +48,8 @@ class JobOptions(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     job_id: str | None = Field(default=None, min_length=1, max_length=200)
+    # Namespaces the job's id and result (contract/job_identity.py).
+    tenant: str | None = Field(default=None, pattern=TENANT_PATTERN)
     critical: bool = False
     pin_model: str | None = None
     min_tier: str | None = None
@@ -185,6 +188,8 @@ class JobResult(BaseModel):
     # Extraction with provenance: per top-level property, where each value came from
     # ({"chunk", "start", "end", "exact"}, character offsets in the document).
     sources: dict[str, Any] | None = None
+    # SHA-256 of the job payload this result answers (contract/job_identity.fingerprint).
+    fingerprint: str | None = None
     attempts: list[Attempt] = Field(default_factory=list)
     escalations: list[Escalation] = Field(default_factory=list)
 

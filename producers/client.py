@@ -12,6 +12,7 @@ from typing import Any
 
 from celery import Celery
 
+from contract import job_identity
 from contract.names import TASK_COMPLETE, TASK_QUEUES
 from contract.schemas import JobResult
 from producers.settings import ProducerSettings, get_settings
@@ -45,18 +46,28 @@ def producer_app_for(broker: str, results: str) -> Celery:
 
 
 class JobHandle:
-    """A submitted job: its id, and its JobResult when the worker is done."""
+    """A submitted job: its id, and its JobResult when the worker is done.
 
-    def __init__(self, job_id: str, app: Celery) -> None:
+    fingerprint: of the payload this handle sent (None: a handle to someone's job by id).
+    A stored result that answers another payload under the same id ends ``conflict``.
+    """
+
+    def __init__(self, job_id: str, app: Celery, *, fingerprint: str | None = None) -> None:
         self.id = job_id
         self._app = app
+        self._fingerprint = fingerprint
 
     def __repr__(self) -> str:
         return f"JobHandle({self.id!r})"
 
     def result(self, timeout: float | None = None) -> JobResult:
         """Wait up to `timeout` seconds (None: forever); raise TimeoutError past it."""
-        return store_for(self._app.backend).wait(self.id, timeout).job_result(self.id)
+        result = store_for(self._app.backend).wait(self.id, timeout).job_result(self.id)
+        if None not in (self._fingerprint, result.fingerprint) and result.fingerprint != self._fingerprint:
+            return JobResult(job_id=self.id, status="failed", fingerprint=self._fingerprint, error=ErrorInfo(
+                code="conflict", message="this job id already holds the result of another payload; "
+                "send the job under a new id"))
+        return result
 
     def done(self) -> bool:
         return bool(store_for(self._app.backend).read([self.id]))
@@ -77,7 +88,8 @@ def submit(
     messages: chat messages (``role``, ``content``). job_id: idempotency key, also the
     Celery task id (a new uuid when None). options: ``critical``, ``pin_model``,
     ``min_tier``, ``max_output_tokens``, ``temperature``, ``metadata``, ``policy``,
-    ``quality``.
+    ``quality``, ``tenant`` (namespaces the job id: the task id is
+    ``tenant:<tenant>:<job_id>``, and two tenants never share a job or a result).
     """
     job = {"messages": list(messages), **options}
     if job_id is not None:
@@ -101,9 +113,20 @@ def summary(job_id: str, job: Mapping[str, Any]) -> str:
     return f"job={job_id} messages={len(messages)} tokens<={size}"
 
 
-def send_job(job: Mapping[str, Any], *, app: Celery | None = None, task: str = TASK_COMPLETE) -> JobHandle:
-    """Send a raw job payload by task name; Flower and logs see only a short summary."""
+def job_handle(job_id: str, *, tenant: str | None = None, app: Celery | None = None) -> JobHandle:
+    """A handle to the job `job_id` of `tenant` (None: no tenant) sent earlier, to read its result."""
+    return JobHandle(job_identity.task_id(job_id, tenant), app or producer_app())
+
+
+def send_job(
+    job: Mapping[str, Any], *, app: Celery | None = None, task: str = TASK_COMPLETE, shown: str | None = None
+) -> JobHandle:
+    """Send a raw job payload by task name; Flower and logs see only a short summary (`shown`,
+    or the message count and size bound). A ``tenant`` in the job namespaces its id."""
     app = app or producer_app()
-    task_id = str(job.get("job_id") or uuid.uuid4())
-    app.send_task(task, kwargs={"job": dict(job)}, task_id=task_id, argsrepr=summary(task_id, job), kwargsrepr="{}")
-    return JobHandle(task_id, app)
+    payload = dict(job)
+    tenant = payload.get("tenant") if isinstance(payload.get("tenant"), str) else None
+    task_id = job_identity.task_id(str(payload.get("job_id") or uuid.uuid4()), tenant)
+    app.send_task(task, kwargs={"job": payload}, task_id=task_id, argsrepr=shown or summary(task_id, payload),
+                  kwargsrepr="{}")
+    return JobHandle(task_id, app, fingerprint=job_identity.fingerprint(payload))

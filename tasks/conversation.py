@@ -13,9 +13,10 @@ from typing import Any
 from celery import Task
 
 from contract.names import QUEUE_CONVERSATIONS, TASK_COMPLETE
-from contract.schemas import JobResult, parse_job
+from contract.schemas import Carry, ErrorInfo, JobResult, parse_job
 from tasks.delivery import deliver, finishing
-from tasks.requeue import carried, requeue
+from tasks.requeue import requeue
+from worker import carry_seal
 from worker.celery import app
 from worker.router import Decision, Escalate, JobRecord
 from worker.runtime import Runtime, runtime
@@ -30,10 +31,12 @@ def complete(self: Task, *args: Any, **kwargs: Any) -> StoredResult:
     """Route the job in ``kwargs["job"]`` (or the first argument); return its JobResult."""
     started = time.monotonic()  # the soft limit runs from here, not from when runtime() is built
     rt = runtime()
-    carry = carried(kwargs.pop("carry", None))
-    record = JobRecord(str(self.request.id), carry, deadline=rt.deadline(started))
+    job_id = str(self.request.id)
+    carry = _carry(job_id, kwargs.pop("carry", None), rt)
+    record = JobRecord(job_id, carry or Carry(started_at=time.time()), deadline=rt.deadline(started))
     with rt.soft_limit(started):
-        decision = _decide(self, rt, record, args, kwargs)
+        decision = _decide(self, rt, record, args, kwargs) if carry is not None else rt.router.failed(
+            record, ErrorInfo(code="forged_carry", message="the message's carry is not sealed by a tierline worker"))
         return finishing(record.job_id, lambda: _record(self, rt, decision, args, kwargs))
 
 
@@ -72,3 +75,18 @@ def _decide(
     return deliver(task, rt, record, args, kwargs, parse=parse_job,
                    run=lambda job, busy: rt.router.route(job, record, busy))
 
+
+def _carry(job_id: str, raw: object, rt: Runtime) -> Carry | None:
+    """The carry a re-queued job brings (a fresh one for a first delivery); None when it is
+    not sealed by a worker: a hand-made message may not set routed tokens, tier or costs."""
+    if raw is None:
+        return Carry(started_at=time.time())
+    opened = carry_seal.opened(job_id, raw, rt.carry_secret)
+    if opened is None:
+        log.warning("refused a forged carry job=%s", job_id)
+        return None
+    try:
+        return Carry.model_validate(opened)
+    except ValueError:
+        log.warning("refused a malformed carry job=%s", job_id)
+        return None

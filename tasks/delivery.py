@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
+from contract import job_identity
 from contract.schemas import Attempt, ErrorInfo, JobResult
 from results import store_for
 from worker import errors, limits
@@ -38,6 +39,7 @@ def deliver(
     """Parse the message's job with `parse` and `run` it with the busy models, once."""
     try:
         payload = job_payload(args, kwargs)
+        record.fingerprint = job_identity.fingerprint(payload)
         # A redelivered message is counted before it is read again: one whose reading killed
         # its process ends `worker_lost` after max deliveries instead of coming back forever.
         # A first delivery is read (limits first) before anything is written.
@@ -45,6 +47,7 @@ def deliver(
         if early is not None and early[1] is not None:
             return early[1]
         job = parse(_within_limits(payload, rt))
+        _check_tenant(record.job_id, payload)
         snapshot, earlier = early or _counted(task, rt, record)
         if earlier is not None:
             return earlier
@@ -79,6 +82,13 @@ def _counted(task: Task, rt: Runtime, record: JobRecord) -> tuple[Snapshot, JobR
     return snapshot, _earlier(task, rt, record, snapshot.delivery)
 
 
+def _check_tenant(job_id: str, payload: object) -> None:
+    tenant = payload.get("tenant") if isinstance(payload, dict) else None
+    problem = job_identity.tenant_problem(job_id, tenant)
+    if problem is not None:
+        raise errors.InvalidJob(problem, code="tenant_mismatch")
+
+
 def _within_limits(payload: object, rt: Runtime) -> object:
     """`payload` unchanged when it is within the worker's limits; InvalidJob with the code of the
     first limit it crosses (before it is validated, counted or written anywhere)."""
@@ -108,6 +118,12 @@ def _earlier(task: Task, rt: Runtime, record: JobRecord, delivery: int) -> JobRe
     if delivery > 1:
         stored = stored_result(task, record.job_id) or _still_running(task, rt, record)
         if stored is not None:
+            if stored.fingerprint not in (None, record.fingerprint):
+                # Another payload under a stored job's id: the stored result stays as it is
+                # (its own producer may not have read it); this sender's handle sees that the
+                # fingerprint is not its own and ends `conflict`.
+                log.warning("job id reused with another payload job=%s: stored result kept", record.job_id)
+                rt.metrics.incr("jobs:conflict")
             return stored
         if store_for(task.backend).collected(record.job_id):
             return rt.router.failed(record, ErrorInfo(

@@ -7,6 +7,7 @@ Nothing here assumes one job per process: a gevent pool shares one Runtime.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 import redis
 
-from worker import deadline, keys, output_schemas
+from worker import carry_seal, deadline, keys, output_schemas
 from worker.budget import SpendLedger
 from worker.catalog import Catalog, load_catalog
 from worker.deadline import PoolKind
@@ -107,6 +108,13 @@ class Runtime:
     def hard_limit_errors(self) -> tuple[type[BaseException], ...]:
         """What the hard time limit raises inside a job on this pool."""
         return deadline.hard_limit_errors(self.pool)
+
+    @functools.cached_property
+    def carry_secret(self) -> bytes:
+        """The key that seals re-queued jobs' carries: the setting, or the workers' shared one."""
+        if self.settings.carry_secret is not None:
+            return self.settings.carry_secret.get_secret_value().encode()
+        return carry_seal.shared_secret(self.redis, self.settings.keys.carry_secret)
 
     def deadline(self, started: float | None = None) -> float:
         """Monotonic time by which a job must have finished its attempts.

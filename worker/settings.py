@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     # Replace e-mail addresses, phone, card and IBAN numbers and API keys in a result
     # (answer, parsed value, reasons) before it is stored.
     redact_results: bool = False
+    # The HMAC key of re-queued jobs' carries; unset: one generated and kept in Redis.
+    carry_secret: SecretStr | None = None
 
     # Live routing control (worker/health.py, worker/ratelimit.py, worker/budget.py).
     health_window_s: float = Field(default=300.0, gt=0)

@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 
 import pytest
-from tasks.schemas import JobResult
 
 from contract.schemas import JobResult
 from producers.client import submit
