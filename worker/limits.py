@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from contract.errors import InvalidJob
 from contract.schema_validation import schema_patterns
-from worker.errors import InvalidJob
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,12 @@ class Limits:
 
 
 def utf8_size(text: str) -> int:
-    """Bytes of `text` in UTF-8 (a lone surrogate counts as the 3 bytes it would take)."""
-    return len(text.encode("utf-8", "surrogatepass"))
+    """Bytes of `text` in UTF-8; InvalidJob (``invalid_unicode``) for text that has none: a
+    lone surrogate, which a JSON parser accepts from ``\\ud800`` and no tokenizer can encode."""
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InvalidJob(f"not Unicode text: {exc.reason} at character {exc.start}", code="invalid_unicode") from None
 
 
 def _json_size(value: object) -> int:
@@ -48,7 +52,10 @@ def breach(payload: object, limits: Limits) -> InvalidJob | None:
     """The first limit `payload` (a decoded job) crosses, as the job's error; None if none."""
     if not isinstance(payload, dict):
         return None
-    return next(_breaches(payload, limits), None)
+    try:
+        return next(_breaches(payload, limits), None)
+    except InvalidJob as exc:  # text with no UTF-8 form
+        return exc
 
 
 def _breaches(job: dict[str, Any], limits: Limits) -> Iterator[InvalidJob]:

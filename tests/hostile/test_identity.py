@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 
-from tasks.schemas import TASK_COMPLETE
-
 from contract import job_identity
+from contract.names import TASK_COMPLETE
 from producers.client import job_handle, submit
 from tests.support import RunningWorker
 from worker import carry_seal
