@@ -14,7 +14,7 @@ from celery import Celery
 
 from contract import job_identity
 from contract.names import TASK_COMPLETE, TASK_QUEUES
-from contract.schemas import JobResult
+from contract.schemas import ErrorInfo, JobResult
 from producers.settings import ProducerSettings, get_settings
 from results import store_for, to_job_result
 

@@ -112,8 +112,9 @@ class Runtime:
     @functools.cached_property
     def carry_secret(self) -> bytes:
         """The key that seals re-queued jobs' carries: the setting, or the workers' shared one."""
-        if self.settings.carry_secret is not None:
-            return self.settings.carry_secret.get_secret_value().encode()
+        configured = self.settings.carry_secret.get_secret_value() if self.settings.carry_secret else ""
+        if configured:  # an empty value (compose's default) means unset
+            return configured.encode()
         return carry_seal.shared_secret(self.redis, self.settings.keys.carry_secret)
 
     def deadline(self, started: float | None = None) -> float:
