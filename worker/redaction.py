@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import re2
+from contract import patterns
 
 _KEY_SHAPES = (
     r"\b(?:sk|pk|rk)-(?:proj-|ant-|live-|test-)?[A-Za-z0-9_\-]{16,}",  # OpenAI, Anthropic, Stripe
@@ -33,14 +33,8 @@ _CARD = r"\b[0-9](?:[ \-]?[0-9]){12,18}\b"
 _PHONE = r"(?:\+|\b)[0-9](?:[ .\-]?\(?[0-9]\)?){8,14}\b"
 
 
-def _options() -> Any:
-    options = re2.Options()
-    options.log_errors = False
-    return options
-
-
 def _rule(pattern: str, label: str, accept: Callable[[str], bool] | None = None) -> Callable[[str], str]:
-    compiled = re2.compile(pattern, _options())
+    compiled = patterns.compiled(pattern)
 
     def replace(match: Any) -> str:
         found = match.group(0)
