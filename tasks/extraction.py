@@ -44,11 +44,11 @@ def extract(self: Task, *args: Any, **kwargs: Any) -> Any:
 def _record(task: Task, rt: Runtime, started: Started) -> Any:
     rt.flush_metrics()
     if isinstance(started, Fanout):
-        return fan_out(task, started)  # type: ignore[no-any-return]
+        return fan_out(task, started)
     if isinstance(started, ChunkEscalate):
         # A one-chunk document: its chunk goes one tier up as a chunk task, same job id.
         chunk = started.chunk.model_dump(mode="json", by_alias=True)
-        return requeue(task, TASK_EXTRACT_CHUNK, chunk, started.carry)  # type: ignore[no-any-return]
+        return requeue(task, TASK_EXTRACT_CHUNK, chunk, started.carry)
     log_result("extraction done", started)
     return stored(started, redact=rt.settings.redact_results)
 
