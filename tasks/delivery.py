@@ -16,6 +16,7 @@ from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from contract import job_identity
+from contract.names import TASK_COMPLETE, TASK_EXTRACT
 from contract.schemas import Attempt, ErrorInfo, JobResult
 from results import store_for
 from worker import errors, limits
@@ -39,7 +40,8 @@ def deliver(
     """Parse the message's job with `parse` and `run` it with the busy models, once."""
     try:
         payload = job_payload(args, kwargs)
-        record.fingerprint = job_identity.fingerprint(payload)
+        if task.name in (TASK_COMPLETE, TASK_EXTRACT):  # a chunk's payload is not its job's
+            record.fingerprint = job_identity.fingerprint(payload)
         # A redelivered message is counted before it is read again: one whose reading killed
         # its process ends `worker_lost` after max deliveries instead of coming back forever.
         # A first delivery is read (limits first) before anything is written.
