@@ -9,6 +9,7 @@ shares (chat lines: `FileBatch`; documents: `producers.documents.DocumentRun`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Container, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -21,6 +22,21 @@ from producers.batch.handle import DEFAULT_WINDOW, BatchHandle, BatchProgress, s
 from producers.batch.records import LineOutcome
 
 _RELEASE_EVERY = 128
+log = logging.getLogger(__name__)
+
+
+def _release_after_interruption(handle: BatchHandle, written: list[str]) -> None:
+    """Release `written` on the way out of an interrupted run; the interruption still wins.
+
+    Ctrl-C can land inside a result-backend call and leave its connection unusable (a
+    database connection still "in a query"); a release that fails then only leaves those
+    results to expire by themselves, and must not turn exit 130 into a traceback.
+    """
+    try:
+        handle.release(written)
+    except Exception as exc:  # best effort: the results expire anyway, the run says so
+        log.warning("could not release %d written results after the interruption (%s); they expire by themselves",
+                    len(written), type(exc).__name__)
 
 
 class FileRun:
@@ -70,9 +86,12 @@ class FileRun:
                     handle.release(written)
                     written = []
                 yield outcome
-        finally:  # interrupted too: what OUT holds is released, or a resumed run never would
+        except BaseException:  # interrupted (Ctrl-C, a break): release what OUT holds, if we can
             files.flush()
-            handle.release(written)
+            _release_after_interruption(handle, written)
+            raise
+        files.flush()
+        handle.release(written)
 
     def _opened(self) -> tuple[OutputFiles, BatchHandle]:
         if self._files is None or self._handle is None:
