@@ -76,6 +76,20 @@ class ErrorCode(StrEnum):
     INVALID_PATTERN = "invalid_pattern"  # a job pattern RE2 does not compile (or a schema's)
     REMOTE_REF = "remote_ref"  # a job schema's $ref that leaves the schema (no retrieval)
     UNMERGEABLE_SCHEMA = "unmergeable_schema"  # a split document whose schema cannot be merged
+    INVALID_UNICODE = "invalid_unicode"  # text with a lone surrogate: not Unicode, cannot be encoded
+    MESSAGE_TOO_LARGE = "message_too_large"  # the raw task message is over TIERLINE_MAX_MESSAGE_BYTES
+    JOB_TOO_LARGE = "job_too_large"  # the decoded job is over TIERLINE_MAX_JOB_BYTES
+    TOO_MANY_MESSAGES = "too_many_messages"  # more messages than TIERLINE_MAX_MESSAGES
+    METADATA_TOO_LARGE = "metadata_too_large"  # metadata over TIERLINE_MAX_METADATA_BYTES
+    DOCUMENT_TOO_LARGE = "document_too_large"  # an extraction document over TIERLINE_MAX_DOCUMENT_BYTES
+    SCHEMA_TOO_LARGE = "schema_too_large"  # a JSON Schema over TIERLINE_MAX_SCHEMA_BYTES
+    TOO_MANY_PATTERNS = "too_many_patterns"  # more quality patterns than TIERLINE_MAX_PATTERNS
+    PATTERN_TOO_LONG = "pattern_too_long"  # a pattern over TIERLINE_MAX_PATTERN_CHARS
+    TOO_MANY_PHRASES = "too_many_phrases"  # more refusal phrases than TIERLINE_MAX_PHRASES
+    PHRASE_TOO_LONG = "phrase_too_long"  # a refusal phrase over TIERLINE_MAX_PHRASE_CHARS
+    CONFLICT = "conflict"  # the job id already holds the result of another payload
+    TENANT_MISMATCH = "tenant_mismatch"  # a task id outside the job's tenant namespace
+    FORGED_CARRY = "forged_carry"  # a re-queued job's carry whose seal does not verify
     # -- malformed message: not a tierline task body ----------------------------------
     MALFORMED_MESSAGE = "malformed_message"  # wrong arguments, not JSON, not a task body, pickle
     # -- quality: answers failed the gate ---------------------------------------------
@@ -110,7 +124,11 @@ _KINDS: dict[FailureKind, tuple[ErrorCode, ...]] = {
         ErrorCode.INVALID_JOB, ErrorCode.EMPTY_MESSAGES, ErrorCode.UNKNOWN_ROLE, ErrorCode.NON_TEXT_CONTENT,
         ErrorCode.EMPTY_DOCUMENT, ErrorCode.NON_TEXT_DOCUMENT, ErrorCode.UNKNOWN_PINNED_MODEL,
         ErrorCode.UNKNOWN_TIER, ErrorCode.UNKNOWN_POLICY, ErrorCode.UNKNOWN_SCHEMA, ErrorCode.INVALID_SCHEMA,
-        ErrorCode.INVALID_PATTERN, ErrorCode.REMOTE_REF, ErrorCode.UNMERGEABLE_SCHEMA),
+        ErrorCode.INVALID_PATTERN, ErrorCode.REMOTE_REF, ErrorCode.UNMERGEABLE_SCHEMA,
+        ErrorCode.INVALID_UNICODE, ErrorCode.MESSAGE_TOO_LARGE, ErrorCode.JOB_TOO_LARGE, ErrorCode.TOO_MANY_MESSAGES,
+        ErrorCode.METADATA_TOO_LARGE, ErrorCode.DOCUMENT_TOO_LARGE, ErrorCode.SCHEMA_TOO_LARGE,
+        ErrorCode.TOO_MANY_PATTERNS, ErrorCode.PATTERN_TOO_LONG, ErrorCode.TOO_MANY_PHRASES, ErrorCode.PHRASE_TOO_LONG,
+        ErrorCode.CONFLICT, ErrorCode.TENANT_MISMATCH, ErrorCode.FORGED_CARRY),
     FailureKind.MALFORMED_MESSAGE: (ErrorCode.MALFORMED_MESSAGE,),
     FailureKind.QUALITY: (ErrorCode.QUALITY, ErrorCode.MERGE_INVALID),
     FailureKind.BUDGET: (ErrorCode.BUDGET_EXHAUSTED, ErrorCode.OUT_OF_TIME, ErrorCode.SOFT_TIME_LIMIT,

@@ -93,14 +93,26 @@ def validator(schema: dict[str, Any]) -> Any:
 @lru_cache(maxsize=256)
 def _validator(schema_json: str) -> Any:
     schema = json.loads(schema_json)
-    cls = _safe_class(jsonschema.validators.validator_for(schema))
+    cls = _safe_class(dialect(schema))
     return cls(schema, registry=schema_refs.NO_RETRIEVAL)
+
+
+def dialect(schema: dict[str, Any]) -> Any:
+    """The validator class of the draft `schema` names in ``$schema`` (none: 2020-12);
+    `SchemaRefused` for a ``$schema`` that names no draft jsonschema knows."""
+    declared = schema.get("$schema")
+    found = jsonschema.validators.validator_for(schema, default=None) if isinstance(declared, str) else None
+    if found is not None:
+        return found
+    if declared is None:
+        return jsonschema.Draft202012Validator
+    raise SchemaRefused(f"$schema {str(declared)[:100]!r} names no JSON Schema draft", code="invalid_schema")
 
 
 def check_job_schema(schema: dict[str, Any]) -> None:
     """Raise `SchemaRefused` unless `schema` is a valid JSON Schema that stays inside itself
     and whose patterns RE2 accepts."""
-    base = jsonschema.validators.validator_for(schema)
+    base = dialect(schema)
     try:
         base.check_schema(schema)
     except jsonschema.SchemaError as exc:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from contract.codes import ErrorCode
 from contract.errors import InvalidJob
 from contract.field_checks import JsonSchema, ObjectJsonSchema, Pattern
+from contract.job_identity import TENANT_PATTERN
 
 Role = Literal["system", "user", "assistant", "tool"]
 Scalar = str | int | float | bool | None
@@ -47,6 +48,8 @@ class JobOptions(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     job_id: str | None = Field(default=None, min_length=1, max_length=200)
+    # Namespaces the job's id and result (contract/job_identity.py).
+    tenant: str | None = Field(default=None, pattern=TENANT_PATTERN)
     critical: bool = False
     pin_model: str | None = None
     min_tier: str | None = None
@@ -185,6 +188,8 @@ class JobResult(BaseModel):
     # Extraction with provenance: per top-level property, where each value came from
     # ({"chunk", "start", "end", "exact"}, character offsets in the document).
     sources: dict[str, Any] | None = None
+    # SHA-256 of the job payload this result answers (contract/job_identity.fingerprint).
+    fingerprint: str | None = None
     attempts: list[Attempt] = Field(default_factory=list)
     escalations: list[Escalation] = Field(default_factory=list)
 
@@ -204,67 +209,6 @@ class JobResult(BaseModel):
     def fallbacks(self) -> int:
         """Failed provider attempts that moved the job to another candidate."""
         return sum(1 for a in self.attempts if a.outcome not in ("ok", "interrupted"))
-
-
-def result_summary(result: JobResult) -> str:
-    """What Flower, task events and logs show of a result: codes and names, never text."""
-    path = "→".join([e.from_tier for e in result.escalations] + [result.tier or "-"]) if result.escalations else None
-    parts = [f"job={result.job_id}", result.status]
-    if result.error is not None:
-        parts.append(f"code={result.error.code}")
-    parts += [f"model={result.model or '-'}", f"tier={result.tier or '-'}", f"attempts={len(result.attempts)}"]
-    if path:
-        parts.append(f"escalated={path}")
-    return " ".join(parts)
-
-
-class JobFailed(Exception):
-    """Raised by a task whose job ended failed, so that Celery stores and shows FAILURE.
-
-    Its arguments are (summary, the JobResult as a JSON dict): Celery's JSON exception
-    serialisation stores both in the result backend, and the producer's handle rebuilds
-    the JobResult from them (`failed_result`). Its str and repr, which the task-failed
-    event, Flower and the traceback show, are the summary alone: never the answer.
-    """
-
-    def __init__(self, summary: str, result: dict[str, Any] | None = None) -> None:
-        super().__init__(summary, result or {})
-
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-    def __repr__(self) -> str:
-        return f"JobFailed({self.args[0]!r})"
-
-
-def failed_result(value: object) -> JobResult | None:
-    """The JobResult a stored `JobFailed` carries (whatever class Celery rebuilt it as), or None."""
-    args = getattr(value, "args", None)
-    if not isinstance(value, BaseException) or not isinstance(args, tuple) or len(args) != 2:
-        return None
-    if not isinstance(args[1], dict) or "job_id" not in args[1]:
-        return None
-    try:
-        return JobResult.model_validate(args[1])
-    except ValidationError:
-        return None
-
-
-def stored_result(meta: dict[str, Any]) -> JobResult | None:
-    """The JobResult in a raw (JSON-decoded) Celery result record: a SUCCESS's value, or the
-    JobResult a `JobFailed` FAILURE carries; None for anything else."""
-    value = meta.get("result")
-    if meta.get("status") == "FAILURE" and isinstance(value, dict) and value.get("exc_type") == "JobFailed":
-        args = value.get("exc_message")
-        value = args[1] if isinstance(args, list) and len(args) == 2 else None
-    elif meta.get("status") != "SUCCESS":
-        return None
-    if not isinstance(value, dict):
-        return None
-    try:
-        return JobResult.model_validate(value)
-    except ValidationError:
-        return None
 
 
 def parse_job(payload: object) -> Job:

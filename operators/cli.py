@@ -140,6 +140,26 @@ def report_command(
     raise typer.Exit(show_report(since=since, as_json=as_json, html=html, console=console))
 
 
+@cli.command()
+def flower(
+    address: Annotated[str, typer.Option(help="interface to listen on (0.0.0.0: every one)")] = "127.0.0.1",
+    port: int = 5555,
+) -> None:
+    """Flower for the workers: refuses to start without credentials; loopback by default."""
+    _need_worker_side("flower")
+    from operators.flower import credentials_problem, flower_command
+
+    problem = credentials_problem(os.environ)
+    if problem is None and not (os.environ.get("REDIS_URL") or os.environ.get("TIERLINE_BROKER_URL")
+                                or os.environ.get("TIERLINE_REDIS_URL")):
+        problem = "set REDIS_URL (or TIERLINE_BROKER_URL) to the workers' broker"
+    if problem is not None:
+        console.print(f"[red]tierline flower will not start:[/] {problem}")
+        raise typer.Exit(2)
+    command = flower_command(address=address, port=port)
+    os.execve(command[0], command, dict(os.environ))  # this process becomes Flower
+
+
 def _check_catalog() -> None:
     from worker.catalog import load_catalog
     from worker.errors import CatalogError

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import redis
 from celery import Celery
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -26,7 +27,8 @@ from operators.report_html import render_html
 from operators.report_view import render
 from operators.samples import mixed
 from operators.services import WorkerSpec, background_worker, redis_url
-from producers.client import JobHandle, producer_app_for, send_job, to_job_result
+from producers.client import JobHandle, producer_app_for, send_job
+from results import as_completed, store_for
 from worker.catalog import Catalog, load_catalog
 from worker.keys import SIM_SCRIPT_TTL_S, Keys
 from worker.providers import provider_report
@@ -59,7 +61,7 @@ def run_demo(*, jobs: int, concurrency: int, seed: int, console: Console) -> int
     catalog = load_catalog(settings.catalog_path)
     with redis_url() as (url, private):
         console.print(f"Redis: {'private server at ' + url if private else url}")
-        app = producer_app_for(url, url)
+        app = producer_app_for(url, settings.result_url or url)  # results may be on a database
         # One-second metric buckets: the report's picture shows the outage in a short run.
         env = dict(os.environ, REDIS_URL=url, TIERLINE_SIM_REFRESH_S="0.2",
                    TIERLINE_CONCURRENCY=str(concurrency), TIERLINE_METRICS_BUCKET_S="1")
@@ -72,19 +74,20 @@ def run_demo(*, jobs: int, concurrency: int, seed: int, console: Console) -> int
             duration = max(4.0, jobs * 0.13 / concurrency)
             script = demo_script(catalog, now=time.time(), duration_s=duration)
             keys = Keys(settings.key_prefix)
-            publish_script(app.backend.client, keys.sim_script, script, ttl_s=SIM_SCRIPT_TTL_S)
-            began, counted = time.time(), counted_jobs(app.backend.client, keys)
+            state = redis.Redis.from_url(settings.state_url or url)  # metrics live with the routing state
+            publish_script(state, keys.sim_script, script, ttl_s=SIM_SCRIPT_TTL_S)
+            began, counted = time.time(), counted_jobs(state, keys)
             results = _run(app, mixed(jobs, seed=seed), console)
             console.print(summary_table(results, catalog))
-            wait_for_jobs(app.backend.client, keys, counted + len(results))
-            _show_report(app, keys, since_s=time.time() - began + 1, console=console)
+            wait_for_jobs(state, keys, counted + len(results))
+            _show_report(state, keys, since_s=time.time() - began + 1, console=console)
     failures = sum(1 for r in results if not r.ok)
     return 0 if failures == 0 else 1
 
 
-def _show_report(app: Celery, keys: Keys, *, since_s: float, console: Console) -> None:
+def _show_report(state: redis.Redis, keys: Keys, *, since_s: float, console: Console) -> None:
     """The run's report from the workers' metrics in Redis, as tables and as an HTML page."""
-    report = report_from_redis(app.backend.client, keys, since_s=since_s)
+    report = report_from_redis(state, keys, since_s=since_s)
     console.print(render(report))
     page = Path(tempfile.gettempdir()) / "tierline-demo-report.html"
     page.write_text(render_html(report))
@@ -107,9 +110,8 @@ def _run(app: Celery, conversations: list[list[dict[str, str]]], console: Consol
 
 
 def _as_completed(app: Celery, handles: list[JobHandle]) -> Iterator[JobResult]:
-    ids = [h.id for h in handles]
-    for job_id, meta in app.backend.get_many(ids, timeout=600, interval=0.05):
-        yield to_job_result(job_id, meta["status"], meta["result"])
+    for job_id, stored in as_completed(store_for(app.backend), [h.id for h in handles], timeout_s=600):
+        yield stored.job_result(job_id)
 
 
 def summary_table(results: list[JobResult], catalog: Catalog) -> Table:

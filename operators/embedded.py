@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import quote
 
 import redis
 
@@ -34,6 +35,8 @@ class PrivateRedis:
     appendonly: bool = True
     databases: int = 16
     folder: Path | None = None
+    # Clients must AUTH with it (``requirepass``); it is in `url`.
+    password: str | None = None
     url: str = ""
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _own_folder: bool = field(default=False, repr=False)
@@ -46,7 +49,8 @@ class PrivateRedis:
         self.port = self.port or _free_port()
         self._process = subprocess.Popen(self._command(), stdout=subprocess.DEVNULL,
                                          stderr=subprocess.DEVNULL, cwd=self.folder)
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        self.url = f"redis://{auth}127.0.0.1:{self.port}/0"
         _wait_for(self.url, self._process, timeout_s)
         return self
 
@@ -58,6 +62,7 @@ class PrivateRedis:
             "--maxmemory-policy", "noeviction", "--daemonize", "no",
             "--databases", str(self.databases),
             "--logfile", str(Path(str(self.folder)) / "redis.log"),
+            *(["--requirepass", self.password] if self.password else []),
         ]
 
     def stop(self) -> None:

@@ -11,15 +11,14 @@ from functools import lru_cache
 from typing import Any
 
 from celery import Celery
-from celery.exceptions import TimeoutError as CeleryTimeout
-from celery.result import AsyncResult
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
-from contract.codes import ErrorCode
+from contract import job_identity
 from contract.names import TASK_COMPLETE, TASK_QUEUES
-from contract.schemas import ErrorInfo, JobResult, failed_result
+from contract.schemas import ErrorInfo, JobResult
 from producers.settings import ProducerSettings, get_settings
+from results import store_for, to_job_result
 
 AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
 _TRACER = trace.get_tracer("tierline.producer")
@@ -50,38 +49,34 @@ def producer_app_for(broker: str, results: str) -> Celery:
 
 
 class JobHandle:
-    """A submitted job: its id, and its JobResult when the worker is done."""
+    """A submitted job: its id, and its JobResult when the worker is done.
 
-    def __init__(self, job_id: str, app: Celery) -> None:
+    fingerprint: of the payload this handle sent (None: a handle to someone's job by id).
+    A stored result that answers another payload under the same id ends ``conflict``.
+    """
+
+    def __init__(self, job_id: str, app: Celery, *, fingerprint: str | None = None) -> None:
         self.id = job_id
         self._app = app
+        self._fingerprint = fingerprint
 
     def __repr__(self) -> str:
         return f"JobHandle({self.id!r})"
 
     def result(self, timeout: float | None = None) -> JobResult:
         """Wait up to `timeout` seconds (None: forever); raise TimeoutError past it."""
-        async_result = AsyncResult(self.id, app=self._app)
-        try:
-            value = async_result.get(timeout=timeout, propagate=False, disable_sync_subtasks=False)
-        except CeleryTimeout as exc:
-            raise TimeoutError(f"job {self.id} not finished within {timeout}s") from exc
-        return to_job_result(self.id, async_result.state, value)
+        result = store_for(self._app.backend).wait(self.id, timeout).job_result(self.id)
+        if None not in (self._fingerprint, result.fingerprint) and result.fingerprint != self._fingerprint:
+            return JobResult(job_id=self.id, status="failed", fingerprint=self._fingerprint, error=ErrorInfo(
+                code="conflict", message="this job id already holds the result of another payload; "
+                "send the job under a new id"))
+        return result
 
     def done(self) -> bool:
-        return bool(AsyncResult(self.id, app=self._app).ready())
+        return bool(store_for(self._app.backend).read([self.id]))
 
 
-def to_job_result(job_id: str, state: str, value: object) -> JobResult:
-    """A JobResult from a Celery state and value; a crashed task becomes a failed result."""
-    if state == "SUCCESS" and isinstance(value, dict):
-        return JobResult.model_validate(value)
-    if state == "FAILURE" and (failed := failed_result(value)) is not None:
-        return failed
-    return JobResult(
-        job_id=job_id, status="failed",
-        error=ErrorInfo(code=ErrorCode.WORKER_ERROR, message=f"task ended {state}: {value!r}"[:500]),
-    )
+__all__ = ["JobHandle", "producer_app", "producer_app_for", "send_job", "submit", "summary", "to_job_result"]
 
 
 def submit(
@@ -96,7 +91,8 @@ def submit(
     messages: chat messages (``role``, ``content``). job_id: idempotency key, also the
     Celery task id (a new uuid when None). options: ``critical``, ``pin_model``,
     ``min_tier``, ``max_output_tokens``, ``temperature``, ``metadata``, ``policy``,
-    ``quality``.
+    ``quality``, ``tenant`` (namespaces the job id: the task id is
+    ``tenant:<tenant>:<job_id>``, and two tenants never share a job or a result).
     """
     job = {"messages": list(messages), **options}
     if job_id is not None:
@@ -120,16 +116,26 @@ def summary(job_id: str, job: Mapping[str, Any]) -> str:
     return f"job={job_id} messages={len(messages)} tokens<={size}"
 
 
-def send_job(job: Mapping[str, Any], *, app: Celery | None = None, task: str = TASK_COMPLETE) -> JobHandle:
-    """Send a raw job payload by task name; Flower and logs see only a short summary."""
+def job_handle(job_id: str, *, tenant: str | None = None, app: Celery | None = None) -> JobHandle:
+    """A handle to the job `job_id` of `tenant` (None: no tenant) sent earlier, to read its result."""
+    return JobHandle(job_identity.task_id(job_id, tenant), app or producer_app())
+
+
+def send_job(
+    job: Mapping[str, Any], *, app: Celery | None = None, task: str = TASK_COMPLETE, shown: str | None = None
+) -> JobHandle:
+    """Send a raw job payload by task name; Flower and logs see only a short summary (`shown`,
+    or the message count and size bound). A ``tenant`` in the job namespaces its id."""
     app = app or producer_app()
-    task_id = str(job.get("job_id") or uuid.uuid4())
+    payload = dict(job)
+    tenant = payload.get("tenant") if isinstance(payload.get("tenant"), str) else None
+    task_id = job_identity.task_id(str(payload.get("job_id") or uuid.uuid4()), tenant)
     # The trace context rides in the message headers (W3C traceparent): the worker's
     # spans continue this one. A no-op unless the application installed an OTel SDK.
     with _TRACER.start_as_current_span(f"submit {task}", kind=SpanKind.PRODUCER, attributes={
             "messaging.system": "celery", "messaging.operation.type": "send", "tierline.job_id": task_id}):
         headers: dict[str, str] = {}
         propagate.inject(headers)
-        app.send_task(task, kwargs={"job": dict(job)}, task_id=task_id, argsrepr=summary(task_id, job),
+        app.send_task(task, kwargs={"job": payload}, task_id=task_id, argsrepr=shown or summary(task_id, payload),
                       kwargsrepr="{}", headers=headers)
-    return JobHandle(task_id, app)
+    return JobHandle(task_id, app, fingerprint=job_identity.fingerprint(payload))

@@ -35,5 +35,6 @@ def submit_extraction(
     ``temperature``, ``metadata``, ``quality``, ``provenance`` (the result's ``sources``
     say where each value came from: chunk and character offsets in the document).
     """
-    job = {"job_id": job_id or str(uuid.uuid4()), "document": document, "schema": dict(schema), **options}
-    return send_job(job, app=app, task=TASK_EXTRACT)
+    job_id = job_id or str(uuid.uuid4())
+    job = {"job_id": job_id, "document": document, "schema": dict(schema), **options}
+    return send_job(job, app=app, task=TASK_EXTRACT, shown=f"job={job_id} document chars={len(document)}")

@@ -16,49 +16,66 @@ from typing import Any
 
 from celery import Task
 
+from contract.errors import JobFailed
 from contract.names import TASK_EXTRACT_CHUNK, TASK_EXTRACT_MERGE
 from contract.schemas import ErrorInfo, JobResult, parse_chunk_job, parse_merge_job
-from tasks.delivery import deliver, finishing, stored_result
+from tasks.delivery import count_overhead, deliver, finishing, stored_result
 from tasks.extraction import log_result
 from tasks.requeue import carried, requeue
-from worker import errors
+from worker import errors, tracing
 from worker.celery import app
 from worker.extractor import Extractor
 from worker.router import Decision, Escalate, JobRecord
 from worker.runtime import Runtime, runtime
+from worker.shown_results import returned
 
 log = logging.getLogger(__name__)
 
 
-@app.task(name=TASK_EXTRACT_CHUNK, bind=True)
-def extract_chunk(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    """Extract the chunk in ``kwargs["job"]``; return its JobResult (or re-queue it)."""
+@app.task(name=TASK_EXTRACT_CHUNK, bind=True, throws=(JobFailed,))
+def extract_chunk(self: Task, *args: Any, **kwargs: Any) -> Any:
+    """Extract the chunk in ``kwargs["job"]``; return its JobResult (or re-queue it).
+
+    A chunk of a chord returns its JobResult, failed or not (the merge reads it); the one
+    chunk of a one-chunk document re-queued under the document's id is the document's
+    result: counted in the metrics, and a failed one ends `JobFailed` (FAILURE)."""
     started = time.monotonic()
     rt = runtime()
     record = JobRecord(str(self.request.id), carried(kwargs.pop("carry", None)), deadline=rt.deadline(started))
     extractor = Extractor(rt.router, rt.state, rt.counter, rt.metrics)
-    with rt.soft_limit(started):
+    document = not self.request.chord
+    with (tracing.delivery_span(self.request, task=self.name, job_id=record.job_id, level=record.carry.level) as span,
+          rt.soft_limit(started)):
+        earlier_attempts = len(record.carry.attempts)
         decision = deliver(self, rt, record, args, kwargs, parse=parse_chunk_job,
                            run=lambda job, busy: extractor.chunk(job, record, busy))
-        return finishing(record.job_id, lambda: _record_chunk(self, rt, decision, kwargs))
+        if isinstance(decision, JobResult):
+            if document and not record.replayed:
+                rt.count_result(decision, None)
+            tracing.describe_result(span, decision)
+        count_overhead(rt, self, started, record.carry.attempts[earlier_attempts:])
+        return finishing(record.job_id, lambda: _record_chunk(self, rt, decision, kwargs, document=document))
 
 
-def _record_chunk(task: Task, rt: Runtime, decision: Decision, kwargs: dict[str, Any]) -> dict[str, Any]:
+def _record_chunk(task: Task, rt: Runtime, decision: Decision, kwargs: dict[str, Any], *, document: bool) -> Any:
     rt.flush_metrics()
     if isinstance(decision, Escalate):
-        return requeue(task, TASK_EXTRACT_CHUNK, kwargs.get("job"), decision.carry)  # type: ignore[no-any-return]
+        return requeue(task, TASK_EXTRACT_CHUNK, kwargs.get("job"), decision.carry)
     log_result("chunk done", decision)
+    if document:
+        return returned(decision, redact=rt.settings.redact_results)
     return decision.model_dump(mode="json")
 
 
-@app.task(name=TASK_EXTRACT_MERGE, bind=True)
-def extract_merge(self: Task, results: object = None, **kwargs: Any) -> dict[str, Any]:
-    """Merge the chunk results the chord hands over into the document's JobResult."""
+@app.task(name=TASK_EXTRACT_MERGE, bind=True, throws=(JobFailed,))
+def extract_merge(self: Task, results: object = None, **kwargs: Any) -> Any:
+    """Merge the chunk results the chord hands over into the document's JobResult (a failed
+    document's task ends with `JobFailed` carrying it: FAILURE in Flower)."""
     rt = runtime()
     job_id = str(self.request.id)
     stored = stored_result(self, job_id)  # a redelivered merge: its result is already stored
     if stored is not None:
-        return stored.model_dump(mode="json")
+        return returned(stored, redact=False)  # redacted, if at all, when it was stored
     try:
         job = parse_merge_job(kwargs.get("merge"))
         parts = [JobResult.model_validate(r) for r in (results if isinstance(results, list) else [])]
@@ -69,6 +86,7 @@ def extract_merge(self: Task, results: object = None, **kwargs: Any) -> dict[str
         log.warning("malformed chunk results job=%s: %s", job_id, type(exc).__name__)
         result = JobResult(job_id=job_id, status="failed", error=ErrorInfo(
             code="internal_error", message="a chunk result could not be read"))
+    rt.count_result(result, None)
     rt.flush_metrics()
     log_result("extraction done", result)
-    return finishing(job_id, lambda: result.model_dump(mode="json"))
+    return finishing(job_id, lambda: returned(result, redact=rt.settings.redact_results))

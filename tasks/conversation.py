@@ -12,32 +12,39 @@ from typing import Any
 
 from celery import Task
 
+from contract.errors import JobFailed
 from contract.names import QUEUE_CONVERSATIONS, TASK_COMPLETE
-from contract.schemas import JobFailed, JobResult, parse_job
-from tasks.delivery import count_overhead, deliver, finishing, returned
-from tasks.requeue import carried, requeue
-from worker import tracing
+from contract.schemas import Carry, ErrorInfo, JobResult, parse_job
+from tasks.delivery import count_overhead, deliver, finishing
+from tasks.requeue import requeue
+from worker import carry_seal, tracing
 from worker.celery import app
 from worker.router import Decision, Escalate, JobRecord
 from worker.runtime import Runtime, runtime
 from worker.shadow import TASK_SHADOW, live_side, wanted
+from worker.shown_results import StoredResult, returned
 
 log = logging.getLogger(__name__)
 
 
 @app.task(name=TASK_COMPLETE, bind=True, throws=(JobFailed,))
-def complete(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    """Route the job in ``kwargs["job"]`` (or the first argument); return its JobResult."""
+def complete(self: Task, *args: Any, **kwargs: Any) -> StoredResult:
+    """Route the job in ``kwargs["job"]`` (or the first argument); return its JobResult
+    (a failed job's task ends with `JobFailed` carrying it: FAILURE in Flower)."""
     started = time.monotonic()  # the soft limit runs from here, not from when runtime() is built
     rt = runtime()
-    carry = carried(kwargs.pop("carry", None))
-    record = JobRecord(str(self.request.id), carry, deadline=rt.deadline(started))
-    with (tracing.delivery_span(self.request, task=self.name, job_id=record.job_id, level=carry.level) as span,
+    job_id = str(self.request.id)
+    carry = _carry(job_id, kwargs.pop("carry", None), rt)
+    record = JobRecord(job_id, carry or Carry(started_at=time.time()), deadline=rt.deadline(started))
+    level = record.carry.level
+    with (tracing.delivery_span(self.request, task=self.name, job_id=job_id, level=level) as span,
           rt.soft_limit(started)):
-        earlier_attempts = len(carry.attempts)
-        decision = _decide(self, rt, record, args, kwargs)
+        earlier_attempts = len(record.carry.attempts)
+        decision = _decide(self, rt, record, args, kwargs) if carry is not None else rt.router.failed(
+            record, ErrorInfo(code="forged_carry", message="the message's carry is not sealed by a tierline worker"))
         if isinstance(decision, JobResult):
-            rt.count_result(decision, kwargs.get("job", args[0] if args else None))
+            if not record.replayed:
+                rt.count_result(decision, kwargs.get("job", args[0] if args else None))
             tracing.describe_result(span, decision)
         count_overhead(rt, self, started, record.carry.attempts[earlier_attempts:])
         return finishing(record.job_id, lambda: _record(self, rt, decision, args, kwargs))
@@ -45,7 +52,7 @@ def complete(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
 
 def _record(
     task: Task, rt: Runtime, decision: Decision, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> dict[str, Any]:
+) -> StoredResult:
     """Re-queue an escalated job under its own id, or return its JobResult for the backend."""
     rt.flush_metrics()
     job_id = str(task.request.id)
@@ -58,7 +65,7 @@ def _record(
         job_id, decision.status, decision.model, decision.tier, decision.routed_tokens,
         len(decision.attempts), decision.cost_usd,
     )
-    return returned(decision)
+    return returned(decision, redact=rt.settings.redact_results)
 
 
 def _shadow(task: Task, rt: Runtime, result: JobResult, job: object) -> None:
@@ -78,3 +85,18 @@ def _decide(
     return deliver(task, rt, record, args, kwargs, parse=parse_job,
                    run=lambda job, busy: rt.router.route(job, record, busy))
 
+
+def _carry(job_id: str, raw: object, rt: Runtime) -> Carry | None:
+    """The carry a re-queued job brings (a fresh one for a first delivery); None when it is
+    not sealed by a worker: a hand-made message may not set routed tokens, tier or costs."""
+    if raw is None:
+        return Carry(started_at=time.time())
+    opened = carry_seal.opened(job_id, raw, rt.carry_secret)
+    if opened is None:
+        log.warning("refused a forged carry job=%s", job_id)
+        return None
+    try:
+        return Carry.model_validate(opened)
+    except ValueError:
+        log.warning("refused a malformed carry job=%s", job_id)
+        return None

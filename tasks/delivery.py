@@ -15,10 +15,14 @@ from typing import Any, TypeVar
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from contract.schemas import Attempt, ErrorInfo, JobFailed, JobResult, failed_result, result_summary
-from worker import errors, keys, series
+from contract import job_identity
+from contract.names import TASK_COMPLETE, TASK_EXTRACT
+from contract.schemas import Attempt, ErrorInfo, JobResult
+from results import store_for
+from worker import errors, limits, series
 from worker.router import JobRecord
 from worker.runtime import Runtime
+from worker.state import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +39,18 @@ def deliver(
 ) -> D | JobResult:
     """Parse the message's job with `parse` and `run` it with the busy models, once."""
     try:
-        job = parse(job_payload(args, kwargs))
-        snapshot = rt.state.read(rt.catalog.model_names, job_id=record.job_id, level=record.carry.level)
-        rt.metrics.count(series.DELIVERIES, (task.name, delivery_label(snapshot.delivery)))
-        earlier = _earlier(task, rt, record, snapshot.delivery)
+        payload = job_payload(args, kwargs)
+        if task.name in (TASK_COMPLETE, TASK_EXTRACT):  # a chunk's payload is not its job's
+            record.fingerprint = job_identity.fingerprint(payload)
+        # A redelivered message is counted before it is read again: one whose reading killed
+        # its process ends `worker_lost` after max deliveries instead of coming back forever.
+        # A first delivery is read (limits first) before anything is written.
+        early = _counted(task, rt, record) if _redelivered(task) else None
+        if early is not None and early[1] is not None:
+            return early[1]
+        job = parse(_within_limits(payload, rt))
+        _check_tenant(record.job_id, payload)
+        snapshot, earlier = early or _counted(task, rt, record)
         if earlier is not None:
             return earlier
         rt.inflight.begin(record)
@@ -59,6 +71,34 @@ def deliver(
     except Exception as exc:  # the task boundary: a bug still ends as one failed JobResult
         log.exception("internal error job=%s", record.job_id)
         return rt.router.interrupted(record, f"internal error: {type(exc).__name__}", code="internal_error")
+
+
+def _redelivered(task: Task) -> bool:
+    return bool((task.request.delivery_info or {}).get("redelivered"))
+
+
+def _counted(task: Task, rt: Runtime, record: JobRecord) -> tuple[Snapshot, JobResult | None]:
+    """Count this delivery (reading the busy flags in the same call) and what to answer instead
+    of running, if anything."""
+    snapshot = rt.state.read(rt.catalog.model_names, job_id=record.job_id, level=record.carry.level)
+    rt.metrics.count(series.DELIVERIES, (task.name, delivery_label(snapshot.delivery)))
+    return snapshot, _earlier(task, rt, record, snapshot.delivery)
+
+
+def _check_tenant(job_id: str, payload: object) -> None:
+    tenant = payload.get("tenant") if isinstance(payload, dict) else None
+    problem = job_identity.tenant_problem(job_id, tenant)
+    if problem is not None:
+        raise errors.InvalidJob(problem, code="tenant_mismatch")
+
+
+def _within_limits(payload: object, rt: Runtime) -> object:
+    """`payload` unchanged when it is within the worker's limits; InvalidJob with the code of the
+    first limit it crosses (before it is validated, counted or written anywhere)."""
+    breach = limits.breach(payload, rt.settings.limits)
+    if breach is not None:
+        raise breach
+    return payload
 
 
 def delivery_label(delivery: int) -> str:
@@ -94,8 +134,15 @@ def _earlier(task: Task, rt: Runtime, record: JobRecord, delivery: int) -> JobRe
     if delivery > 1:
         stored = stored_result(task, record.job_id) or _still_running(task, rt, record)
         if stored is not None:
+            if stored.fingerprint not in (None, record.fingerprint):
+                # Another payload under a stored job's id: the stored result stays as it is
+                # (its own producer may not have read it); this sender's handle sees that the
+                # fingerprint is not its own and ends `conflict`.
+                log.warning("job id reused with another payload job=%s: stored result kept", record.job_id)
+                rt.metrics.incr("jobs:conflict")
+            record.replayed = True  # counted in the metrics when it was stored
             return stored
-        if task.backend.client.exists(keys.collected(record.job_id)):
+        if store_for(task.backend).collected(record.job_id):
             return rt.router.failed(record, ErrorInfo(
                 code="duplicate",
                 message="this job already finished and its producer collected the result; "
@@ -152,19 +199,5 @@ def job_payload(args: tuple[Any, ...], kwargs: dict[str, Any]) -> object:
 
 def stored_result(task: Task, job_id: str) -> JobResult | None:
     """The job's result if an earlier delivery already stored one (redelivery, resubmission)."""
-    meta = task.backend.get_task_meta(job_id)
-    if meta.get("status") == "FAILURE":
-        return failed_result(meta.get("result"))
-    if meta.get("status") != "SUCCESS" or not isinstance(meta.get("result"), dict):
-        return None
-    try:
-        return JobResult.model_validate(meta["result"])
-    except ValueError:
-        return None
-
-
-def returned(result: JobResult) -> dict[str, Any]:
-    """What the task returns for `result`; a failed job raises `JobFailed` (FAILURE in Flower)."""
-    if not result.ok:
-        raise JobFailed(result_summary(result), result.model_dump(mode="json"))
-    return result.model_dump(mode="json")
+    stored = store_for(task.backend).read([job_id]).get(job_id)
+    return None if stored is None else stored.ended()

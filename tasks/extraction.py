@@ -15,6 +15,7 @@ from typing import Any
 
 from celery import Task, chord
 
+from contract.errors import JobFailed
 from contract.names import TASK_EXTRACT, TASK_EXTRACT_CHUNK, TASK_EXTRACT_MERGE, chunk_id
 from contract.schemas import Carry, JobResult, parse_extraction_job
 from tasks.delivery import count_overhead, deliver, finishing
@@ -24,13 +25,15 @@ from worker.celery import app
 from worker.extractor import ChunkEscalate, Extractor, Fanout, Started
 from worker.router import JobRecord
 from worker.runtime import Runtime, runtime
+from worker.shown_results import returned
 
 log = logging.getLogger(__name__)
 
 
-@app.task(name=TASK_EXTRACT, bind=True)
-def extract(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    """Extract the job in ``kwargs["job"]`` (or the first argument); return its JobResult."""
+@app.task(name=TASK_EXTRACT, bind=True, throws=(JobFailed,))
+def extract(self: Task, *args: Any, **kwargs: Any) -> Any:
+    """Extract the job in ``kwargs["job"]`` (or the first argument); return its JobResult
+    (a failed job's task ends with `JobFailed` carrying it: FAILURE in Flower)."""
     started = time.monotonic()  # the soft limit runs from here, not from when runtime() is built
     rt = runtime()
     record = JobRecord(str(self.request.id), Carry(started_at=time.time()), deadline=rt.deadline(started))
@@ -40,22 +43,23 @@ def extract(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
         decision = deliver(self, rt, record, args, kwargs, parse=parse_extraction_job,
                            run=lambda job, busy: extractor.start(job, record, busy))
         if isinstance(decision, JobResult):
-            rt.count_result(decision, kwargs.get("job", args[0] if args else None))
+            if not record.replayed:
+                rt.count_result(decision, kwargs.get("job", args[0] if args else None))
             tracing.describe_result(span, decision)
             count_overhead(rt, self, started, decision.attempts)
         return finishing(record.job_id, lambda: _record(self, rt, decision))
 
 
-def _record(task: Task, rt: Runtime, started: Started) -> dict[str, Any]:
+def _record(task: Task, rt: Runtime, started: Started) -> Any:
     rt.flush_metrics()
     if isinstance(started, Fanout):
-        return fan_out(task, started)  # type: ignore[no-any-return]
+        return fan_out(task, started)
     if isinstance(started, ChunkEscalate):
         # A one-chunk document: its chunk goes one tier up as a chunk task, same job id.
         chunk = started.chunk.model_dump(mode="json", by_alias=True)
-        return requeue(task, TASK_EXTRACT_CHUNK, chunk, started.carry)  # type: ignore[no-any-return]
+        return requeue(task, TASK_EXTRACT_CHUNK, chunk, started.carry)
     log_result("extraction done", started)
-    return started.model_dump(mode="json")
+    return returned(started, redact=rt.settings.redact_results)
 
 
 def fan_out(task: Task, fanout: Fanout) -> Any:

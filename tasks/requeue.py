@@ -9,7 +9,8 @@ from typing import Any
 from celery import Task
 
 from contract.schemas import Carry
-from worker import tracing
+from worker import carry_seal, tracing
+from worker.runtime import runtime
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +21,10 @@ def requeue(task: Task, name: str, job: object, carry: Carry) -> Any:
     job: the job payload, untouched. Raises Celery's `Ignore` once the new message is sent.
     """
     job_id = str(task.request.id)
+    # Sealed (worker/carry_seal.py): the next delivery refuses a carry it did not get from a worker.
+    sealed = carry_seal.sealed(job_id, carry.model_dump(mode="json"), runtime().carry_secret)
     sig = task.app.signature(
-        name, kwargs={"job": job, "carry": carry.model_dump(mode="json")},
+        name, kwargs={"job": job, "carry": sealed},
         argsrepr=f"job={job_id}", kwargsrepr=escalated(carry),
         headers=tracing.context_headers(),  # the next delivery continues this trace
     )
@@ -37,10 +40,12 @@ def escalated(carry: Carry) -> str:
 
 
 def carried(raw: object) -> Carry:
-    """The carry a re-queued message brings (a fresh one for a first delivery)."""
+    """The carry a re-queued chunk message brings (a fresh one for a first delivery).
+
+    Its seal is dropped, not checked: only conversation jobs refuse a forged carry so far."""
     if isinstance(raw, dict):
         try:
-            return Carry.model_validate(raw)
+            return Carry.model_validate({k: v for k, v in raw.items() if k != carry_seal.SEAL})
         except ValueError:
             log.warning("ignoring a malformed carry")
     return Carry(started_at=time.time())

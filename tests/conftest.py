@@ -1,4 +1,4 @@
-"""Session fixtures: a private Redis server (or REDIS_URL) and real workers."""
+"""Session fixtures: a private Redis server (or REDIS_URL), real workers, the local PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 import redis
+from sqlalchemy.engine import make_url
 
 from operators.embedded import PrivateRedis
+from ops.bench.scratch_db import SERVER_URL, PostgresServer
 from tests.llm_server import LLMServer
 from tests.support import RunningWorker, db_url, running_worker
 
@@ -83,3 +85,23 @@ def llm_server() -> Iterator[LLMServer]:
     """A chat-completions server on 127.0.0.1 for the real SDKs; reset it in each test."""
     with LLMServer() as server:
         yield server
+
+
+_POSTGRES = PostgresServer(SERVER_URL)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> PostgresServer:
+    """The local PostgreSQL server; the test is skipped, loudly, when it does not answer."""
+    why = _POSTGRES.reachable()
+    if why is not None:
+        _POSTGRES.skipped.append(why)
+        pytest.skip(f"SKIPPED: PostgreSQL at {make_url(SERVER_URL).render_as_string()} did not answer ({why})")
+    return _POSTGRES
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _POSTGRES.skipped:
+        terminalreporter.write_sep(
+            "!", f"PostgreSQL at {make_url(SERVER_URL).render_as_string()} did not answer: the tests on the "
+            f"PostgreSQL result backend were SKIPPED ({_POSTGRES.skipped[0]})", red=True, bold=True)

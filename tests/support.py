@@ -42,10 +42,11 @@ class RunningWorker:
     log_path: Path
     prefix: str
     broker: str = ""  # the broker's URL when it is not `url` (RabbitMQ)
+    results_url: str = ""  # TIERLINE_RESULT_URL when the results are not on `url`
 
     @property
     def app(self) -> Celery:
-        return producer_app_for(self.broker or self.url, self.url)
+        return producer_app_for(self.broker or self.url, self.results_url or self.url)
 
     @property
     def redis(self) -> redis.Redis:
@@ -57,7 +58,8 @@ class RunningWorker:
 
     def script(self, script: Script) -> None:
         """Publish a simulation script; workers here re-read it on every call."""
-        publish_script(self.redis, self.keys.sim_script, script, ttl_s=3600)
+        with self.redis as client:  # closed at once: a client left to the GC warns in another test
+            publish_script(client, self.keys.sim_script, script, ttl_s=3600)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -112,7 +114,8 @@ def running_worker(
     try:
         with background_worker(producer_app_for(broker or url, url), worker_env(url, prefix, env or {}), spec,
                                log_path=log_path, cwd=ROOT, timeout_s=30) as process:
-            yield RunningWorker(url, name, process, log_path, prefix, broker)
+            yield RunningWorker(url, name, process, log_path, prefix, broker,
+                                str((env or {}).get("TIERLINE_RESULT_URL", "")))
     finally:
         client.flushdb()
         client.close()

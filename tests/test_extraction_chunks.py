@@ -12,7 +12,7 @@ from celery.result import AsyncResult
 
 from contract.names import TASK_EXTRACT_CHUNK, chunk_id
 from producers import submit_extraction
-from producers.batch.results import ResultStore
+from results import fetch, store_for
 from tests.support import RunningWorker
 from tests.test_extraction_batch import CONTRACT, document, small_context_catalog
 from worker.providers.simulated import Behaviour, Script
@@ -50,7 +50,7 @@ def test_a_document_of_many_chunks_each_taking_most_of_the_soft_limit_succeeds(s
     assert all(a.latency_ms >= 1_900 for a in result.attempts)
     assert sum(a.latency_ms for a in result.attempts) / 1000 > 3 * SOFT_LIMIT_S  # never fits one task
     # and every chunk's result is stored under its own deterministic id
-    stored = ResultStore(short_limits.app).fetch([chunk_id("long-contract", i) for i in range(chunks)])
+    stored = fetch(store_for(short_limits.app.backend), [chunk_id("long-contract", i) for i in range(chunks)])
     assert len(stored) == chunks and all(r.ok for r in stored.values())
 
 
@@ -63,7 +63,7 @@ def test_a_redelivered_chunk_returns_its_stored_result_without_calling_a_provide
     done = submit_extraction(text, CONTRACT, app=short_limits.app, policy="cascade", max_output_tokens=256,
                              job_id="redelivered").result(timeout=60)
     assert done.ok and (done.chunks or 0) > 1
-    first = ResultStore(short_limits.app).fetch([chunk_id("redelivered", 0)])[chunk_id("redelivered", 0)]
+    first = fetch(store_for(short_limits.app.backend), [chunk_id("redelivered", 0)])[chunk_id("redelivered", 0)]
     # When every provider call now fails and the first chunk's message comes again
     short_limits.script(Script(default=Behaviour(error_rate=1.0)))
     again = {"document": "chunk text", "schema": CONTRACT, "chunk_index": 0, "chunk_total": done.chunks,

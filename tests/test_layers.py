@@ -1,9 +1,10 @@
 """The dependency direction, read from the source (every import, top level or inside a function).
 
 contract  → nothing of the project (pydantic, jsonschema, the standard library)
-producers → contract
-worker    → contract (never the client, the task bodies or the operator tools)
-tasks     → worker, contract
+results   → contract (the results interface both sides read through: Celery's backends)
+producers → contract, results
+worker    → contract, results (never the client, the task bodies or the operator tools)
+tasks     → worker, contract, results
 operators → anything
 """
 
@@ -16,12 +17,13 @@ import pytest
 
 from tests.support import ROOT
 
-PROJECT = {"contract", "producers", "worker", "tasks", "operators", "ops", "tests"}
+PROJECT = {"contract", "results", "producers", "worker", "tasks", "operators", "ops", "tests"}
 ALLOWED = {
     "contract": {"contract"},
-    "producers": {"contract", "producers"},
-    "worker": {"contract", "worker"},
-    "tasks": {"contract", "worker", "tasks"},
+    "results": {"contract", "results"},
+    "producers": {"contract", "results", "producers"},
+    "worker": {"contract", "results", "worker"},
+    "tasks": {"contract", "results", "worker", "tasks"},
 }
 
 
@@ -59,6 +61,7 @@ def test_each_side_imports_only_what_it_may() -> None:
     ("producers", "def f() -> None:\n    import operators.demo\n", "operators"),
     ("contract", "from tasks.delivery import deliver\n", "tasks"),
     ("contract", "import producers\n", "producers"),
+    ("results", "from worker.keys import Keys\n", "worker"),
     ("worker", "from producers.client import submit\n", "producers"),
 ])
 def test_an_import_against_the_direction_is_caught(tmp_path: Path, package: str, source: str, imported: str) -> None:

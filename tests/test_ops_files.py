@@ -23,6 +23,7 @@ from tests.support import ROOT, RunningWorker
 from worker.providers.simulated import Behaviour, Script
 
 SECRET = "patient record 4471-XYZ, do not leak"
+ANSWERED = "Zq4471private"
 
 
 def test_compose_file_is_valid() -> None:
@@ -30,9 +31,10 @@ def test_compose_file_is_valid() -> None:
         # CI installs it (.ci/run); a developer's machine may lack it.
         assert not os.environ.get("CI"), "docker-compose is missing in CI: .ci/run installs Debian's"
         pytest.skip("SKIPPED LOUDLY: Debian's docker-compose is not installed (apt-get install docker-compose)")
-    env = dict(os.environ, FLOWER_BASIC_AUTH="admin:pw")
+    env = dict(os.environ, FLOWER_BASIC_AUTH="admin:pw", REDIS_PASSWORD="redis-pw")
     out = subprocess.run(["docker-compose", "config"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+    assert "tierline" in out.stdout and "127.0.0.1" in out.stdout and "redis://:redis-pw@redis" in out.stdout
     assert "appendonly" in (ROOT / "ops" / "redis" / "redis.conf").read_text()
     assert "noeviction" in (ROOT / "ops" / "redis" / "redis.conf").read_text()
 
@@ -43,17 +45,18 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+TIERLINE_CLI = [sys.executable, "-c", "from operators.cli import main; main()"]
+
+
 @pytest.fixture
 def flower(worker: RunningWorker) -> Iterator[str]:
+    """`tierline flower` (what docker-compose runs) on the worker's broker, with basic auth."""
     port = _free_port()
     env = dict(os.environ, REDIS_URL=worker.url, FLOWER_BASIC_AUTH="ops:s3cret", PYTHONPATH=str(ROOT))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker", "flower", f"--port={port}", "--address=127.0.0.1",
-         "--conf=ops/flower/flowerconfig.py"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    process = subprocess.Popen([*TIERLINE_CLI, "flower", f"--port={port}"],
+                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
             urllib.request.urlopen(url, timeout=1)
@@ -64,6 +67,28 @@ def flower(worker: RunningWorker) -> Iterator[str]:
     yield url
     process.terminate()
     process.wait(timeout=10)
+
+
+@pytest.mark.parametrize("auth", [None, "", "admin", "admin:", ":pw", "a:b,c"])
+def test_tierline_flower_refuses_to_start_without_credentials(auth: str | None) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWER_")}
+    env.update(REDIS_URL="redis://127.0.0.1:1/0", PYTHONPATH=str(ROOT))
+    if auth is not None:
+        env["FLOWER_BASIC_AUTH"] = auth
+    out = subprocess.run([*TIERLINE_CLI, "flower"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "will not start" in out.stdout and "FLOWER_BASIC_AUTH" in out.stdout
+
+
+def test_tierline_flower_listens_on_loopback_unless_told_otherwise() -> None:
+    from operators.flower import credentials_problem, flower_command
+
+    assert "--address=127.0.0.1" in flower_command()
+    assert "--address=0.0.0.0" in flower_command(address="0.0.0.0")
+    oauth = {"FLOWER_AUTH": ".*@example.com", "FLOWER_AUTH_PROVIDER": "flower.views.auth.GithubLoginHandler",
+             "FLOWER_OAUTH2_KEY": "k", "FLOWER_OAUTH2_SECRET": "s", "FLOWER_OAUTH2_REDIRECT_URI": "http://x/login"}
+    assert credentials_problem(oauth) is None
+    assert credentials_problem({"FLOWER_BASIC_AUTH": "a:b,c:d"}) is None
 
 
 def _get(url: str, auth: str | None) -> tuple[int, bytes]:

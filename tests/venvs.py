@@ -16,7 +16,7 @@ from pathlib import Path
 from tests.support import ROOT
 
 # What a source distribution of tierline holds.
-SOURCE = ("pyproject.toml", "README.md", "contract", "producers", "worker", "tasks", "operators")
+SOURCE = ("pyproject.toml", "README.md", "contract", "results", "producers", "worker", "tasks", "operators")
 
 
 def copy_source(dest: Path) -> Path:

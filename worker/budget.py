@@ -10,13 +10,13 @@ a second per worker process): a budget can be overrun by what finishes in that s
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import redis
 
+from worker.flushing import Batched
 from worker.keys import GLOBAL_TEAM, SPEND_TTL_S, Keys
 from worker.overlay import Budget, BudgetAction
 
@@ -41,44 +41,29 @@ def over_budget(
 
 
 class SpendLedger:
-    """Spend per team in this process, added to Redis in batches."""
+    """Spend per team in this process, added to Redis in batches (`worker.flushing`)."""
 
     def __init__(self, client: redis.Redis, keys: Keys, *, flush_every_s: float = 1.0) -> None:
         self._redis = client
         self._keys = keys
-        self._flush_every_s = flush_every_s
-        self._lock = threading.Lock()
-        self._pending: dict[tuple[str, str], float] = {}
-        self._last_flush = time.monotonic()
+        self._pending: Batched[tuple[str, str]] = Batched("spend", every_s=flush_every_s)
 
     def add(self, team: str | None, usd: float) -> None:
         if usd <= 0:
             return
         day = utc_day(time.time())
-        with self._lock:
-            for name in (GLOBAL_TEAM, team) if team is not None else (GLOBAL_TEAM,):
-                self._pending[(day, name)] = self._pending.get((day, name), 0.0) + usd
+        self._pending.add_all(((day, name), usd) for name in ((GLOBAL_TEAM, team) if team is not None
+                                                              else (GLOBAL_TEAM,)))
 
     def maybe_flush(self, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last_flush < self._flush_every_s:
-            return
-        with self._lock:
-            pending, self._pending = self._pending, {}
-            self._last_flush = now
-        if not pending:
-            return
-        try:
-            pipe = self._redis.pipeline(transaction=False)
-            for (day, team), usd in pending.items():
-                pipe.incrbyfloat(self._keys.spend(day, team), usd)
-                pipe.expire(self._keys.spend(day, team), SPEND_TTL_S)
-            pipe.execute()
-        except redis.RedisError as exc:
-            log.warning("spend flush failed, kept for the next one: %s", exc)
-            with self._lock:
-                for name, usd in pending.items():
-                    self._pending[name] = self._pending.get(name, 0.0) + usd
+        self._pending.maybe_flush(self._write, force=force)
+
+    def _write(self, pending: dict[tuple[str, str], float]) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        for (day, team), usd in pending.items():
+            pipe.incrbyfloat(self._keys.spend(day, team), usd)
+            pipe.expire(self._keys.spend(day, team), SPEND_TTL_S)
+        pipe.execute()
 
 
 def read_spend(client: redis.Redis, keys: Keys, teams: list[str], day: str) -> dict[str, float]:

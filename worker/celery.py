@@ -11,11 +11,13 @@ import math
 import sys
 from typing import Any
 
-from celery import Celery, signals
+from celery import Celery, bootsteps, signals
 
 from contract.names import QUEUE_CONVERSATIONS, TASK_QUEUES
+from results import store_for
 from worker import broker, runtime, tracing
 from worker.errors import CatalogError, SchemaRegistryError
+from worker.retention import ResultJanitor, janitor_for
 from worker.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -158,3 +160,23 @@ def _quiet_loggers(**_: Any) -> None:
 def _ready(**_: Any) -> None:
     # worker_init runs before logging is set up: say which providers are in use here.
     runtime.announce()
+
+
+class ResultCleanup(bootsteps.StartStopStep):  # type: ignore[misc]  # Celery is untyped
+    """The main process's result janitor, on a backend that does not expire results itself."""
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self.janitor: ResultJanitor | None = None
+
+    def start(self, parent: Any) -> None:
+        self.janitor = janitor_for(store_for(app.backend), period_s=get_settings().result_cleanup_s)
+        if self.janitor is not None:
+            self.janitor.start()
+
+    def stop(self, parent: Any) -> None:
+        if self.janitor is not None:
+            self.janitor.stop()
+
+
+app.steps["worker"].add(ResultCleanup)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -31,6 +30,7 @@ from worker.circuit import (
     parse_stored,
     window_since,
 )
+from worker.flushing import Batched
 from worker.keys import HEALTH_STATE_TTL_S, Keys
 from worker.settings import Settings
 
@@ -55,36 +55,25 @@ class HealthRecorder:
         self._keys = keys
         self.config = config
         self._clock = clock
-        self._lock = threading.Lock()
-        self._pending: dict[str, Counter[str]] = {}
-        self._last_flush = time.monotonic()
+        self._pending: Batched[tuple[str, str]] = Batched("health", every_s=config.flush_every_s)
 
     def observe(self, model: str, *, ok: bool, latency_ms: float) -> None:
         """One attempt of `model`: a success (with its latency) or a provider failure."""
         bucket = int(self._clock() // self.config.bucket_s)
-        with self._lock:
-            counts = self._pending.setdefault(model, Counter())
-            counts[f"{bucket}:{'ok' if ok else 'err'}"] += 1
-            if ok:
-                counts[f"{bucket}:l{latency_bin(latency_ms)}"] += 1
+        if ok:
+            self._pending.add_all((((model, f"{bucket}:ok"), 1), ((model, f"{bucket}:l{latency_bin(latency_ms)}"), 1)))
+        else:
+            self._pending.add((model, f"{bucket}:err"))
 
     def maybe_flush(self, *, force: bool = False) -> None:
         """Send pending counts and update circuits if a flush is due; never raises."""
-        now = time.monotonic()
-        if not force and now - self._last_flush < self.config.flush_every_s:
-            return
-        with self._lock:
-            pending, self._pending = self._pending, {}
-            self._last_flush = now
-        if not pending:
-            return
-        try:
-            self._flush(pending)
-        except redis.RedisError as exc:
-            log.warning("health flush failed, counts kept for the next one: %s", exc)
-            with self._lock:
-                for model, counts in pending.items():
-                    self._pending.setdefault(model, Counter()).update(counts)
+        self._pending.maybe_flush(self._write, force=force)
+
+    def _write(self, pending: Mapping[tuple[str, str], float]) -> None:
+        by_model: dict[str, Counter[str]] = {}
+        for (model, name), amount in pending.items():
+            by_model.setdefault(model, Counter())[name] += int(amount)
+        self._flush(by_model)
 
     def _flush(self, pending: Mapping[str, Counter[str]]) -> None:
         ttl_ms = int((self.config.window_s + 2 * self.config.bucket_s) * 1000)

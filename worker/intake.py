@@ -21,8 +21,9 @@ from celery.worker.strategy import default
 from kombu.exceptions import ContentDisallowed, DecodeError
 from kombu.message import Message
 
-from contract.codes import ErrorCode
-from contract.schemas import ErrorInfo, JobFailed, JobResult, result_summary
+from contract.schemas import ErrorInfo, JobResult
+from worker.settings import get_settings
+from worker.shown_results import failure
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +31,11 @@ Handler = Callable[..., Any]
 
 
 class IntakeTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
-    """The base of tierline's tasks: their messages go through `strategy`."""
+    """The base of tierline's tasks: their messages go through `strategy`, and their
+    `task-succeeded` events carry a result summary (`worker.shown_results`)."""
 
     Strategy = "worker.intake:strategy"
+    Request = "worker.shown_results:SummaryRequest"
 
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         # Under prefork the hard limit kills the pool process, and the worker's main
@@ -41,7 +44,7 @@ class IntakeTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
         # FAILURE like every failed job (`JobFailed` carries it; Flower shows the summary).
         if isinstance(exc, TimeLimitExceeded):
             result = hard_limit_result(task_id, kwargs)
-            self.backend.mark_as_failure(task_id, JobFailed(result_summary(result), result.model_dump(mode="json")))
+            self.backend.mark_as_failure(task_id, failure(result))
 
 
 def hard_limit_result(job_id: str, kwargs: Any) -> JobResult:
@@ -62,17 +65,27 @@ def strategy(task: Task, app: Any, consumer: Any, **kwargs: Any) -> Handler:
     """Celery's default strategy for `task`, behind a check of each message's envelope."""
     handle = default(task, app, consumer, **kwargs)
     errors = consumer.connection_errors
+    max_bytes = get_settings().max_message_bytes
 
     def guarded(message: Message, body: object, ack: Any, reject: Any, callbacks: Any, **more: Any) -> Any:
         # `body` is None for protocol 2, whose body Celery decodes later, unchecked.
-        problem = envelope_problem(message) if body is None else None
-        if problem is None:
+        refused = _refusal(message, max_bytes) if body is None else None
+        if refused is None:
             return handle(message, body, ack, reject, callbacks, **more)
-        refuse(task, message, problem)
+        refuse(task, message, refused[1], code=refused[0])
         ack(log, errors)
         return None
 
     return guarded
+
+
+def _refusal(message: Message, max_bytes: int) -> tuple[str, str] | None:
+    """(code, problem) for a message that must not run, checked before its body is decoded."""
+    size = len(message.body or b"")
+    if size > max_bytes:
+        return "message_too_large", f"the task message is {size} bytes, over TIERLINE_MAX_MESSAGE_BYTES={max_bytes}"
+    problem = envelope_problem(message)
+    return None if problem is None else ("malformed_message", problem)
 
 
 def envelope_problem(message: Message) -> str | None:
@@ -94,15 +107,15 @@ def envelope_problem(message: Message) -> str | None:
     return None
 
 
-def refuse(task: Task, message: Message, problem: str) -> None:
+def refuse(task: Task, message: Message, problem: str, *, code: str = "malformed_message") -> None:
     """Log a refused message and store its job's failed JobResult (when it has an id).
 
     A result backend that cannot be written raises: the message is then not acknowledged,
     and comes back once Redis does, rather than end without a result.
     """
     job_id = message.headers.get("id")
-    log.error("refused a malformed task message job=%s task=%s: %s", job_id, task.name, problem)
+    log.error("refused a task message job=%s task=%s code=%s: %s", job_id, task.name, code, problem)
     if isinstance(job_id, str) and job_id:
-        error = ErrorInfo(code=ErrorCode.MALFORMED_MESSAGE, message=problem)
+        error = ErrorInfo(code=code, message=problem)
         failed = JobResult(job_id=job_id, status="failed", error=error)
-        task.backend.mark_as_done(job_id, failed.model_dump(mode="json"))
+        task.backend.mark_as_failure(job_id, failure(failed))

@@ -25,13 +25,20 @@ results expire after ``TIERLINE_RESULT_EXPIRES_S``.
 | <prefix>rl:cap:<model>               | calls the provider says remain | its reset time   |
 | <prefix>spend:<day>:<team>           | micro-dollars spent that UTC day | SPEND_TTL_S     |
 | <prefix>shadow:<model>               | hash of shadow-vs-live sums | SHADOW_TTL_S         |
+| <prefix>carry:secret                 | generated HMAC key     | none (see below)      |
 | tierline-collected-<job id>          | "1"                    | COLLECTED_TTL_S       |
 
 The `collected` marker lives on the result backend's Redis, beside Celery's own
 ``celery-task-meta-<id>`` results, and like them it does not take the routing prefix.
 Producers write it, so it is part of the contract (`contract.keys`, re-exported here):
 a batch producer that has written a result to its output file deletes the stored result
-and leaves the marker instead, and a late duplicate of that job is not run again.
+and leaves the marker instead, and a late duplicate of that job is not run again. On a
+database result backend the marker is the row's status ``COLLECTED`` instead; the
+results interface (`results/`) reads and writes both.
+
+`carry:secret` is the one key without a TTL: the key that seals re-queued jobs' carries
+(worker/carry_seal.py) when ``TIERLINE_CARRY_SECRET`` is not set. It must outlive every
+job in flight; deleting it fails the carries sealed with it (``forged_carry``).
 """
 
 from __future__ import annotations
@@ -113,6 +120,10 @@ class Keys:
 
     def shadow(self, model: str) -> str:
         return f"{self.prefix}shadow:{model}"
+
+    @property
+    def carry_secret(self) -> str:
+        return f"{self.prefix}carry:secret"
 
     @property
     def series_total(self) -> str:

@@ -42,6 +42,10 @@ class JobRecord:
     policy: str | None = None
     in_flight: tuple[Candidate, float] | None = None
     team: str | None = None
+    # The job payload's fingerprint, stored with its result (one id, one job).
+    fingerprint: str | None = None
+    # The decision is the result an earlier delivery stored: the metrics counted it then.
+    replayed: bool = False
 
 
 @dataclass(frozen=True)
@@ -404,6 +408,7 @@ class Router:
             routed_tokens=routed.tokens if routed else 0,
             routed_tokens_exact=routed.exact if routed else True,
             policy=record.policy, attempts=attempts, escalations=record.carry.escalations,
+            fingerprint=record.fingerprint,
         )
         self._metrics.incr(f"jobs:{status}" + (f":{error.code}" if error else ""))
         if self._live is not None:

@@ -7,6 +7,7 @@ Nothing here assumes one job per process: a gevent pool shares one Runtime.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -17,16 +18,17 @@ from dataclasses import dataclass
 import redis
 
 from contract.schemas import JobResult
-from worker import deadline, keys, output_schemas
+from worker import carry_seal, deadline, keys, output_schemas
 from worker.budget import SpendLedger
 from worker.catalog import Catalog, load_catalog
 from worker.deadline import PoolKind
 from worker.errors import CatalogError
+from worker.flushing import FlushTimer
 from worker.health import HealthRecorder, health_config
 from worker.inflight import Inflight
 from worker.job_metrics import TeamLabels, record_result
 from worker.live import LiveRouting
-from worker.metrics import Flusher, Metrics, Sink
+from worker.metrics import Metrics, Sink
 from worker.overlay_store import LiveOverlay, OverlayStore
 from worker.providers import build_providers, provider_report
 from worker.providers.simulated import RedisScript
@@ -68,7 +70,6 @@ class Runtime:
         self.live = live_routing(self.redis, settings, self.catalog)
         self.sink = Sink(self.redis, settings.keys, settings.metrics_bucket_s, settings.metrics_retention_s,
                          keys.METRICS_TTL_S)
-        self.flusher = Flusher(self.metrics, self.sink)
         self.teams = TeamLabels(settings.metrics_teams)
         self.state = RoutingState(self.redis, settings.keys, self.metrics, along=self.live)
         script = RedisScript(self.redis, settings.keys.sim_script, refresh_s=settings.sim_refresh_s)
@@ -97,6 +98,8 @@ class Runtime:
         self.recycler = None if shared.pool is PoolKind.PREFORK else Recycler(
             max_jobs=settings.max_tasks_per_child * shared.concurrency, max_memory_mb=settings.max_memory_mb
         )
+        # Metrics, health windows and spend reach Redis within a second of a job, busy or not.
+        self.flush_timer = FlushTimer(lambda: self.flush_metrics(force=True))
 
     def job_done(self) -> None:
         """A job ended in this process (counts towards recycling under gevent/threads)."""
@@ -113,6 +116,14 @@ class Runtime:
     def hard_limit_errors(self) -> tuple[type[BaseException], ...]:
         """What the hard time limit raises inside a job on this pool."""
         return deadline.hard_limit_errors(self.pool)
+
+    @functools.cached_property
+    def carry_secret(self) -> bytes:
+        """The key that seals re-queued jobs' carries: the setting, or the workers' shared one."""
+        configured = self.settings.carry_secret.get_secret_value() if self.settings.carry_secret else ""
+        if configured:  # an empty value (compose's default) means unset
+            return configured.encode()
+        return carry_seal.shared_secret(self.redis, self.settings.keys.carry_secret)
 
     def deadline(self, started: float | None = None) -> float:
         """Monotonic time by which a job must have finished its attempts.
@@ -224,4 +235,5 @@ def shutdown() -> None:
     """Flush this process's pending counters before it exits (max tasks per child, stop)."""
     current = _PROCESS.built()
     if current is not None:
-        current.flusher.stop()
+        current.flush_timer.stop()
+        current.flush_metrics(force=True)

@@ -11,6 +11,9 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker import keys
+from worker.limits import Limits
+
+_LIMITS = Limits()
 
 VISIBILITY_MARGIN_MIN_S = 10
 
@@ -57,6 +60,8 @@ class Settings(BaseSettings):
     result_expires_s: int = Field(default=86_400, gt=0)
     # A result write is retried this long while the result backend's Redis is away.
     result_outage_s: float = Field(default=120.0, ge=0)
+    # How often a worker deletes expired results on a result backend without TTLs (a database).
+    result_cleanup_s: float = Field(default=3600.0, gt=0)
     max_tasks_per_child: int = Field(default=1000, ge=1)
     # A pool process (prefork) or the whole worker (gevent, threads: a warm shutdown for the
     # supervisor to restart) is replaced once its resident memory passes this (None: never).
@@ -68,6 +73,11 @@ class Settings(BaseSettings):
     redis_health_check_s: int = Field(default=30, ge=0)
 
     sim_refresh_s: float = Field(default=0.5, ge=0)
+    # Replace e-mail addresses, phone, card and IBAN numbers and API keys in a result
+    # (answer, parsed value, reasons) before it is stored.
+    redact_results: bool = False
+    # The HMAC key of re-queued jobs' carries; unset: one generated and kept in Redis.
+    carry_secret: SecretStr | None = None
 
     # Live routing control (worker/health.py, worker/ratelimit.py, worker/budget.py).
     health_window_s: float = Field(default=300.0, gt=0)
@@ -83,6 +93,17 @@ class Settings(BaseSettings):
     # At a model's limit: False moves on to the next candidate; True waits for the first
     # model to free up while the job's deadline allows (then moves on).
     rate_limit_wait: bool = False
+    # Limits on one job, checked before it is validated (worker/limits.py).
+    max_message_bytes: int = Field(default=_LIMITS.message_bytes, gt=0)
+    max_job_bytes: int = Field(default=_LIMITS.job_bytes, gt=0)
+    max_messages: int = Field(default=_LIMITS.messages, gt=0)
+    max_metadata_bytes: int = Field(default=_LIMITS.metadata_bytes, gt=0)
+    max_document_bytes: int = Field(default=_LIMITS.document_bytes, gt=0)
+    max_schema_bytes: int = Field(default=_LIMITS.schema_bytes, gt=0)
+    max_patterns: int = Field(default=_LIMITS.patterns, ge=0)
+    max_pattern_chars: int = Field(default=_LIMITS.pattern_chars, gt=0)
+    max_phrases: int = Field(default=_LIMITS.phrases, ge=0)
+    max_phrase_chars: int = Field(default=_LIMITS.phrase_chars, gt=0)
     # Metrics: the width of a time bucket, how long buckets stay, the team names that get
     # a label of their own (empty: any short name, up to METRICS_MAX_TEAMS per process).
     metrics_bucket_s: int = Field(default=60, ge=1, le=3600)
@@ -130,6 +151,15 @@ class Settings(BaseSettings):
     @property
     def state(self) -> str:
         return self.state_url or self._redis("routing state")
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            message_bytes=self.max_message_bytes, job_bytes=self.max_job_bytes, messages=self.max_messages,
+            metadata_bytes=self.max_metadata_bytes, document_bytes=self.max_document_bytes,
+            schema_bytes=self.max_schema_bytes, patterns=self.max_patterns, pattern_chars=self.max_pattern_chars,
+            phrases=self.max_phrases, phrase_chars=self.max_phrase_chars,
+        )
 
     @property
     def keys(self) -> keys.Keys:

@@ -28,6 +28,8 @@ from contract.schemas import Attempt, JobResult
 
 log = logging.getLogger(__name__)
 TRACER_NAME = "tierline"
+# A proxy: it follows the provider configure_from_env (or a test) installs later.
+_TRACER = trace.get_tracer(TRACER_NAME)
 
 
 def tracing_requested(env: Mapping[str, str]) -> bool:
@@ -82,10 +84,9 @@ class _RequestGetter(Getter[Any]):
 def delivery_span(request: Any, *, task: str, job_id: str, level: int) -> Iterator[Span]:
     """The span of one delivery of a job, continuing the trace its message carries."""
     parent = propagate.extract(request, getter=_RequestGetter())
-    tracer = trace.get_tracer(TRACER_NAME)
     # A re-queue ends the delivery with Celery's Ignore, a failed job with JobFailed:
     # neither is an error of the span (describe_result says how the job ended).
-    with tracer.start_as_current_span(f"deliver {task}", context=parent, kind=SpanKind.CONSUMER, attributes={
+    with _TRACER.start_as_current_span(f"deliver {task}", context=parent, kind=SpanKind.CONSUMER, attributes={
         "messaging.system": "celery", "messaging.operation.type": "process", "tierline.job_id": job_id,
         "tierline.level": level,
     }, record_exception=False, set_status_on_exception=False) as span:
@@ -102,8 +103,7 @@ def context_headers() -> dict[str, str]:
 @contextmanager
 def attempt_span(*, model: str, provider: str, tier: str) -> Iterator[Span]:
     """The span of one model call (GenAI client span: ``chat <model>``)."""
-    tracer = trace.get_tracer(TRACER_NAME)
-    with tracer.start_as_current_span(f"chat {model}", kind=SpanKind.CLIENT, attributes={
+    with _TRACER.start_as_current_span(f"chat {model}", kind=SpanKind.CLIENT, attributes={
         "gen_ai.operation.name": "chat", "gen_ai.provider.name": provider, "gen_ai.request.model": model,
         "tierline.tier": tier,
     }) as span:

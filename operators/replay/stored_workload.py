@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 
 import redis
 
-from contract.schemas import stored_result
 from operators.replay.workload import DEFAULT_OUTPUT_BUDGET, Request, WorkloadError
+from results import Stored
 
 RESULT_KEYS = "celery-task-meta-*"
 _BATCH = 500
@@ -62,7 +62,7 @@ def _requests(raws: list[bytes | str | None], after_s: float) -> Iterator[tuple[
             continue
         try:
             meta = json.loads(raw)
-            result = stored_result(meta)
+            result = Stored(str(meta.get("status")), meta.get("result")).ended()  # failed jobs too
             if result is None:
                 continue
             done = datetime.fromisoformat(str(meta["date_done"]))

@@ -2,8 +2,9 @@
 run-to-exit-status part every file run shares: `tierline extract` too).
 
 Exit status: 0 every line succeeded; 1 some lines failed or were bad (see the errors
-file); 2 the batch was rejected before anything was sent; 3 Redis was lost mid-run;
-130 interrupted. After 3 or 130, run the same command again to resume.
+file); 2 the batch was rejected before anything was sent; 3 Redis (or the result
+backend) was lost mid-run; 130 interrupted. After 3 or 130, run the same command again
+to resume.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from producers.batch.handle import DEFAULT_WINDOW
 from producers.batch.progress import BatchBar
 from producers.batch.run import FileBatch, FileRun
 from producers.batch.summary import BatchSummary, largest_price
+from results import ResultsUnavailable
 
 batch_cli = typer.Typer(
     add_completion=False, no_args_is_help=True,
@@ -66,8 +68,9 @@ def run_to_exit(open_run: Callable[[], FileRun], *, progress: bool, unit: str) -
             console.print(f"resuming: {batch.resumed:,} records already in the output and errors files")
         try:
             code = run_into_files(batch, console, progress=progress, unit=unit)
-        except (redis.RedisError, OperationalError) as exc:
-            console.print(f"[red]lost Redis:[/] {escape(str(exc))}; run the same command again to resume")
+        except (redis.RedisError, OperationalError, ResultsUnavailable) as exc:
+            console.print(f"[red]lost Redis or the result backend:[/] {escape(str(exc))}; "
+                          "run the same command again to resume")
             raise typer.Exit(3) from exc
     raise typer.Exit(code)
 

@@ -22,10 +22,10 @@ from producers.batch.identity import job_id, scope_of
 from producers.batch.lines import BadLine, RawLine, parse_line
 from producers.batch.queued import queued_job_ids
 from producers.batch.records import LineOutcome
-from producers.batch.results import ResultStore, sender_app
 from producers.batch.source import LineSource
 from producers.batch.window import Ticket, Window
-from producers.client import producer_app
+from producers.client import producer_app, producer_app_for
+from results import store_for
 
 DEFAULT_WINDOW = 256
 _POLL_MIN_S = 0.005
@@ -102,7 +102,7 @@ class BatchHandle(AbstractContextManager["BatchHandle"]):
         self._feed = feed
         self._on_close = on_close
         self._admit = admit or window
-        self._store = ResultStore(app)
+        self._store = store_for(app.backend)
         queued = queued_job_ids(app, queue)
         self._window = Window(capacity=window, sender=sender_app(app), store=self._store, queued=queued)
         self._started = False
@@ -161,6 +161,16 @@ class BatchHandle(AbstractContextManager["BatchHandle"]):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def sender_app(app: Celery) -> Celery:
+    """An app that sends to `app`'s broker with no result backend.
+
+    Celery's Redis backend subscribes a producer to a pub/sub channel for every task it
+    sends with a backend configured, which does not scale to a batch: the batch reads
+    its results in bulk through its `ResultStore` instead.
+    """
+    return producer_app_for(str(app.conf.broker_url), "")
 
 
 def submit_batch(

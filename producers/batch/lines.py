@@ -18,6 +18,7 @@ as a list of text parts is joined; any other part is a bad line.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -50,16 +51,35 @@ class BadLine:
 
 
 def load(raw: RawLine) -> dict[str, Any]:
-    """The JSON object of a raw line; raises `InvalidJob` (``invalid_json``) otherwise."""
+    """The JSON object of a raw line; raises `InvalidJob` (``invalid_json``, or
+    ``invalid_unicode`` for text that is not Unicode: a lone surrogate) otherwise."""
     if isinstance(raw, Mapping):
+        _check_unicode(raw)
         return dict(raw)
     try:
         value = json.loads(raw)
-    except ValueError as exc:
-        raise InvalidJob(f"not JSON: {exc}", code=ErrorCode.INVALID_JSON) from exc
+    except (ValueError, RecursionError) as exc:
+        raise InvalidJob(f"not JSON: {str(exc)[:200]}", code=ErrorCode.INVALID_JSON) from None
     if not isinstance(value, dict):
         raise InvalidJob(f"a line is a JSON object, got {type(value).__name__}", code=ErrorCode.INVALID_JSON)
+    if _SURROGATE.search(raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")):
+        _check_unicode(value)
     return value
+
+
+# A lone surrogate can only come from a \uD800-\uDFFF escape or its raw (CESU) bytes, which
+# Python's JSON parser accepts; nothing downstream can encode it. Lines without either
+# skip the full check.
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+
+
+def _check_unicode(value: object) -> None:
+    try:
+        json.dumps(value, ensure_ascii=False).encode()
+    except UnicodeEncodeError as exc:
+        raise InvalidJob(f"not Unicode text: {exc.reason} at character {exc.start}", code="invalid_unicode") from None
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidJob(f"not a JSON line: {str(exc)[:200]}", code="invalid_json") from None
 
 
 def custom_id_of(obj: Mapping[str, Any], number: int) -> str:

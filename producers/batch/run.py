@@ -9,6 +9,7 @@ shares (chat lines: `FileBatch`; documents: `producers.documents.DocumentRun`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Container, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -21,6 +22,21 @@ from producers.batch.handle import DEFAULT_WINDOW, BatchHandle, BatchProgress, s
 from producers.batch.records import LineOutcome
 
 _RELEASE_EVERY = 128
+log = logging.getLogger(__name__)
+
+
+def _release_after_interruption(handle: BatchHandle, written: list[str]) -> None:
+    """Release `written` on the way out of an interrupted run; the interruption still wins.
+
+    Ctrl-C can land inside a result-backend call and leave its connection unusable (a
+    database connection still "in a query"); a release that fails then only leaves those
+    results to expire by themselves, and must not turn exit 130 into a traceback.
+    """
+    try:
+        handle.release(written)
+    except Exception as exc:  # best effort: the results expire anyway, the run says so
+        log.warning("could not release %d written results after the interruption (%s); they expire by themselves",
+                    len(written), type(exc).__name__)
 
 
 class FileRun:
@@ -54,20 +70,26 @@ class FileRun:
     def run(self) -> Iterator[LineOutcome]:
         """Run what is not done yet; each outcome is written before it is yielded.
 
-        Once written records are flushed to OUT, their stored results are released in
-        Redis (see `ResultStore.release`), so Redis holds about a window of results.
+        Once written records are flushed to OUT, their stored results are released (see
+        `ResultStore.release`), so the result backend holds about a window's worth of them;
+        an interrupted run (Ctrl-C, a break) releases what it wrote before it stops.
         """
         files, handle = self._opened()
         written: list[str] = []
-        for outcome in handle.results():
-            files.write(outcome)
-            if outcome.result is not None:
-                written += self._form.released(outcome)
-            if len(written) >= _RELEASE_EVERY:
-                files.flush()
-                handle.release(written)
-                written = []
-            yield outcome
+        try:
+            for outcome in handle.results():
+                files.write(outcome)
+                if outcome.result is not None:
+                    written += self._form.released(outcome)
+                if len(written) >= _RELEASE_EVERY:
+                    files.flush()
+                    handle.release(written)
+                    written = []
+                yield outcome
+        except BaseException:  # interrupted (Ctrl-C, a break): release what OUT holds, if we can
+            files.flush()
+            _release_after_interruption(handle, written)
+            raise
         files.flush()
         handle.release(written)
 

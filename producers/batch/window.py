@@ -18,8 +18,8 @@ from celery import Celery
 from contract.names import TASK_COMPLETE
 from contract.schemas import JobResult
 from producers.batch.records import LineOutcome
-from producers.batch.results import ResultStore
 from producers.client import send_job
+from results import ResultStore, fetch
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class Window:
 
     def admit(self, tickets: Sequence[Ticket]) -> list[LineOutcome]:
         """Send `tickets` (at most `room`); those already finished come back instead."""
-        done = self._store.fetch([t.job_id for t in tickets])
+        done = fetch(self._store, [t.job_id for t in tickets])
         outcomes = []
         for ticket in tickets:
             if ticket.job_id in done:
@@ -70,7 +70,7 @@ class Window:
 
     def collect(self) -> list[LineOutcome]:
         """The jobs in flight that finished since the last call."""
-        done = self._store.fetch(list(self._flying))
+        done = fetch(self._store, list(self._flying))
         return [_outcome(job_id, self._flying.pop(job_id), done) for job_id in done]
 
 

@@ -27,7 +27,7 @@ import time
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 
-from worker import errors
+from worker import errors, redaction
 
 # A bogus header must neither keep a model flagged for days nor flag it for nothing.
 MIN_RETRY_AFTER_S = 1.0
@@ -99,6 +99,7 @@ def _message(body: object) -> str:
 def _short(text: str, secret: str | None) -> str:
     if secret:
         text = text.replace(secret, "[key]")
+    text = redaction.scrub_keys(text)
     text = " ".join(text.split())
     return text if len(text) <= DETAIL_CHARS else text[: DETAIL_CHARS - 1] + "…"
 

@@ -1,0 +1,233 @@
+"""Every result path on every result backend: the same tests on Redis and on PostgreSQL.
+
+Real workers store their results on Redis (the default) or on a PostgreSQL database of
+the test's own (Celery's database backend); handles, batch runs, resume, release,
+redelivery and retention all read through the results interface (`results`).
+The PostgreSQL half is skipped, loudly, when the local server does not answer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack
+from pathlib import Path
+
+import pytest
+from celery import states
+
+from contract.schemas import JobResult
+from operators.services import stop_process
+from ops.bench.scratch_db import PostgresServer
+from producers import submit
+from producers.batch import run_file
+from producers.client import producer_app_for, send_job
+from producers.extraction import submit_extraction
+from results import ResultStore, store_for
+from tests.producers.test_batch_worker import TIERLINE, openai_line, read_jsonl, write_jsonl
+from tests.support import ROOT, RunningWorker
+from worker.metrics import read_metrics
+from worker.providers.simulated import Behaviour, Script
+
+SMALL, MEDIUM = "mistral-small-latest", "mistral-medium-latest"
+ASK = [{"role": "user", "content": "Summarise the quarterly report in three bullet points."}]
+CONTRACT = {"type": "object", "properties": {
+    "parties": {"type": "array", "items": {"type": "string"}}, "effective_date": {"type": "string"}}}
+
+WorkerFactory = Callable[..., AbstractContextManager[RunningWorker]]
+
+
+def backend_env(request: pytest.FixtureRequest, stack: ExitStack) -> dict[str, str]:
+    """The worker environment for the test's backend: nothing for Redis, a fresh database else."""
+    if request.param == "redis":
+        return {}
+    postgres = request.getfixturevalue("postgres")
+    return {"TIERLINE_RESULT_URL": stack.enter_context(postgres.database())}
+
+
+@pytest.fixture(scope="module", params=["redis", "postgres"])
+def results_worker(request: pytest.FixtureRequest, worker_factory: WorkerFactory) -> Iterator[RunningWorker]:
+    """A worker whose results go to the backend of the parameter."""
+    with ExitStack() as stack:
+        yield stack.enter_context(worker_factory(env=backend_env(request, stack)))
+
+
+@pytest.fixture(params=["redis", "postgres"])
+def backend(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """The environment of a worker of the test's own on the backend of the parameter."""
+    with ExitStack() as stack:
+        yield backend_env(request, stack)
+
+
+@pytest.fixture
+def on_backend(results_worker: RunningWorker) -> RunningWorker:
+    """The module's worker on its backend, with a calm simulated provider."""
+    results_worker.script(Script())
+    return results_worker
+
+
+def store(worker: RunningWorker) -> ResultStore:
+    return store_for(worker.app.backend)
+
+
+def test_the_worker_stores_on_the_backend_it_was_given(on_backend: RunningWorker) -> None:
+    result = submit(ASK, app=on_backend.app, job_id=f"where-{os.getpid()}").result(timeout=30)
+    assert result.ok
+    with on_backend.redis as client:
+        on_redis = client.exists(f"celery-task-meta-{result.job_id}")
+    assert bool(on_redis) == (not on_backend.results_url)
+    assert store(on_backend).read([result.job_id])[result.job_id].ended() == result
+
+
+def test_a_poor_answer_escalates_through_the_queue_and_the_handle_gets_the_final_answer(
+    on_backend: RunningWorker,
+) -> None:
+    on_backend.script(Script(models={SMALL: Behaviour(poor_rate=1.0, poor="refusal")}))
+    handle = submit(ASK, app=on_backend.app)
+
+    result = handle.result(timeout=30)
+
+    assert result.ok and result.job_id == handle.id
+    assert (result.tier, result.model) == ("medium", MEDIUM)
+    assert [(e.from_tier, e.to_tier, e.check) for e in result.escalations] == [("small", "medium", "refusal")]
+    assert handle.done()
+
+
+def test_an_extraction_job_comes_back_parsed(on_backend: RunningWorker) -> None:
+    text = "This agreement between Acme Ltd and Bolt GmbH takes effect on 1 March 2026."
+    result = submit_extraction(text, CONTRACT, app=on_backend.app).result(timeout=30)
+    assert result.ok, result.error
+    assert isinstance(result.parsed, dict) and set(result.parsed) <= set(CONTRACT["properties"])
+
+
+def test_a_failed_job_comes_back_failed_with_its_code(on_backend: RunningWorker) -> None:
+    result = submit(ASK, app=on_backend.app, pin_model="no-such-model").result(timeout=30)
+    assert result.status == "failed" and result.error is not None and result.error.code == "unknown_pinned_model"
+
+
+def test_a_resubmitted_job_gets_its_stored_result_without_running_again(on_backend: RunningWorker) -> None:
+    job_id = f"again-{os.getpid()}-{id(on_backend)}"
+    first = submit(ASK, app=on_backend.app, job_id=job_id).result(timeout=30)
+
+    again = submit(ASK, app=on_backend.app, job_id=job_id).result(timeout=30)
+
+    assert first.ok and again == first  # the stored JobResult itself: same latency, same attempts
+
+
+def test_a_handle_times_out_on_a_job_that_never_finishes(on_backend: RunningWorker) -> None:
+    with pytest.raises(TimeoutError):
+        store(on_backend).wait("never-sent", 0.2)
+
+
+def test_a_written_batch_releases_its_results_and_a_late_duplicate_is_not_run(
+    on_backend: RunningWorker, tmp_path: Path
+) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [openai_line(f"k{i}", f"keep {i}") for i in range(5)])
+    run_file(source, tmp_path / "out.jsonl", app=on_backend.app)
+    job_ids = [r["tierline"]["job_id"] for r in read_jsonl(tmp_path / "out.jsonl")]
+    results = store(on_backend)
+
+    assert len(job_ids) == 5
+    assert results.read(job_ids) == {}
+    assert all(results.collected(j) for j in job_ids)
+    first = json.loads(source.read_text().splitlines()[0])
+    late = send_job({"messages": first["body"]["messages"], "job_id": job_ids[0]}, app=on_backend.app)
+    duplicate = late.result(timeout=20)
+    assert duplicate.error is not None and duplicate.error.code == "duplicate"
+    assert duplicate.attempts == []
+
+
+def _batch(worker: RunningWorker, source: Path, out: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "REDIS_URL": worker.url, "PYTHONPATH": str(ROOT)}
+    if worker.results_url:
+        env["TIERLINE_RESULT_URL"] = worker.results_url
+    command = [TIERLINE, "batch", "run", str(source), "-o", str(out), "--window", "6", "--no-progress"]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _interrupt_after(process: subprocess.Popen[bytes], out: Path, lines: int) -> None:
+    deadline = time.monotonic() + 60
+    while not out.exists() or out.read_bytes().count(b"\n") < lines:
+        assert process.poll() is None, process.communicate()[0].decode()
+        assert time.monotonic() < deadline, "the batch did not get going"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    log = process.communicate(timeout=30)[0].decode()
+    assert process.returncode == 130, log
+
+
+@pytest.mark.timeout(180)
+def test_an_interrupted_batch_resumes_and_every_line_runs_once(
+    worker_factory: WorkerFactory, backend: dict[str, str], tmp_path: Path
+) -> None:
+    total = 40
+    source = write_jsonl(tmp_path / "in.jsonl", [openai_line(f"r{i}", f"line {i}") for i in range(total)])
+    out = tmp_path / "out.jsonl"
+    with worker_factory(concurrency=1, env=backend) as w:
+        w.script(Script(default=Behaviour(latency_ms=15)))
+
+        _interrupt_after(_batch(w, source, out), out, 12)
+        finish = _batch(w, source, out)
+        log = finish.communicate(timeout=90)[0].decode()
+
+        assert finish.returncode == 0, log
+        records = read_jsonl(out)
+        assert sorted(r["custom_id"] for r in records) == sorted(f"r{i}" for i in range(total))
+        job_ids = [r["tierline"]["job_id"] for r in records]
+        assert store(w).read(job_ids) == {}  # every written result released
+        stop_process(w.process)  # a stopping worker flushes its counters
+        with w.redis as client:
+            metrics = read_metrics(client, w.keys.metrics)
+    assert metrics["attempts:ok"] == total  # no line called a provider twice
+
+
+def _gone(check: Callable[[], bool], *, within_s: float = 30) -> bool:
+    deadline = time.monotonic() + within_s
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_results_and_markers_expire_after_the_result_expiry(
+    worker_factory: WorkerFactory, backend: dict[str, str], tmp_path: Path
+) -> None:
+    # Given results that expire after 2 s (a database is purged every 0.2 s by the worker)
+    env = {**backend, "TIERLINE_RESULT_EXPIRES_S": "2", "TIERLINE_RESULT_CLEANUP_S": "0.2"}
+    with worker_factory(env=env) as w:
+        results = store(w)
+        kept = submit(ASK, app=w.app).result(timeout=30)
+        released = submit(ASK, app=w.app).result(timeout=30)
+        results.release([released.job_id])
+        assert results.read([kept.job_id]) and results.collected(released.job_id)
+
+        # Then the result goes, by its TTL on Redis or by the worker's purge on a database
+        assert _gone(lambda: not results.read([kept.job_id])), "the result did not expire"
+        if w.results_url:  # and a database's marker row with it
+            assert _gone(lambda: not results.collected(released.job_id)), "the marker did not expire"
+            assert "purged" in w.log()
+        else:  # a Redis marker lives for the producer's own result expiry (a day here)
+            with w.redis as client:
+                marker = client.ttl(f"tierline-collected-{released.job_id}")
+            assert 0 < marker <= int(w.app.conf.result_expires.total_seconds())
+
+
+def test_the_psycopg2_url_works_as_well_as_psycopg_3(postgres: PostgresServer) -> None:
+    # Given results written through Celery's database backend on a psycopg2 URL
+    with postgres.database() as url:
+        app = producer_app_for("memory://", url.replace("+psycopg:", "+psycopg2:", 1))
+        assert app.backend.url.startswith("postgresql+psycopg2://")
+        stored = JobResult(job_id="p2", status="succeeded", content="hi").model_dump(mode="json")
+        app.backend.store_result("p2", stored, states.SUCCESS)
+        results = store_for(app.backend)
+
+        # Then the interface reads, releases and marks them there too
+        assert results.read(["p2", "absent"])["p2"].ended() == JobResult.model_validate(stored)
+        results.release(["p2"])
+        assert results.read(["p2"]) == {} and results.collected("p2") and not results.collected("absent")
+        assert results.purge_expired() == 0  # nothing older than a day
