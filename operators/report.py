@@ -23,7 +23,10 @@ from typing import Any
 import redis
 
 from worker import series as S
+from worker.budget import read_spend, utc_day
 from worker.keys import Keys
+from worker.overlay import Budget
+from worker.overlay_store import OverlayStore
 
 QUANTILES = (0.5, 0.95, 0.99)
 _UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
@@ -83,6 +86,33 @@ class TimePoint:
 
 
 @dataclass
+class Budgeted:
+    """A team's (or "*": all spend's) daily budget and what it spent today."""
+
+    usd_per_day: float
+    action: str
+    spent_today_usd: float
+    used: float  # spent / budget: 1 and over, the action applies
+
+
+@dataclass
+class ShadowSide:
+    pass_rate: float
+    cost_usd: float
+    mean_latency_ms: float
+
+
+@dataclass
+class ShadowComparison:
+    """Shadowed jobs of one shadow model: the live side and the shadow side of the same jobs."""
+
+    jobs: int
+    live: ShadowSide
+    shadow: ShadowSide
+    shadow_errors: int
+
+
+@dataclass
 class Report:
     since_s: float
     start: float | None = None
@@ -108,6 +138,10 @@ class Report:
     busy_seconds_by_model: dict[str, float] = field(default_factory=dict)
     busy_marks_by_model: dict[str, int] = field(default_factory=dict)
     teams: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Daily budgets (live control) against today's spend (UTC day, as budgets count it).
+    budgets: dict[str, Budgeted] = field(default_factory=dict)
+    # Shadow routing in the window: the same jobs, live against shadow, per shadow model.
+    shadow: dict[str, ShadowComparison] = field(default_factory=dict)
     redeliveries: int = 0
     timeline: list[TimePoint] = field(default_factory=list)
 
@@ -187,6 +221,7 @@ def build_report(buckets: list[Bucket], *, since_s: float) -> Report:
     _cost(report, sums)
     _routing(report, sums)
     _latencies(report, sums)
+    _shadow(report, sums)
     report.timeline = [_point(b) for b in buckets]
     return report
 
@@ -241,6 +276,28 @@ def _latencies(report: Report, sums: _Sums) -> None:
     report.latency_by_model = {m: _latency(b) for m, b in sorted(models.items())}
 
 
+def _shadow(report: Report, sums: _Sums) -> None:
+    for model, jobs in sorted(sums.by(S.SHADOW_JOBS, "model").items()):
+        if not jobs:
+            continue
+        sides = [ShadowSide(round(sums.total(S.SHADOW_PASSED, model=model, side=side) / jobs, 4),
+                            sums.total(S.SHADOW_COST, model=model, side=side),
+                            round(sums.total(S.SHADOW_SECONDS, model=model, side=side) / jobs * 1000, 1))
+                 for side in ("live", "shadow")]
+        report.shadow[model] = ShadowComparison(int(jobs), sides[0], sides[1],
+                                                int(sums.total(S.SHADOW_ERRORS, model=model)))
+
+
+def with_budgets(report: Report, budgets: Mapping[str, Budget], spend: Mapping[str, float]) -> Report:
+    """`report` with each budget of live control and today's spend against it."""
+    report.budgets = {
+        team: Budgeted(b.usd_per_day, b.action, spend.get(team, 0.0),
+                       round(spend.get(team, 0.0) / b.usd_per_day, 4))
+        for team, b in sorted(budgets.items())
+    }
+    return report
+
+
 def _point(bucket: Bucket) -> TimePoint:
     sums = _Sums([bucket])
     return TimePoint(bucket.start, bucket.width_s, _ints(sums.by(S.JOBS, "tier", status="succeeded")),
@@ -248,8 +305,14 @@ def _point(bucket: Bucket) -> TimePoint:
 
 
 def report_from_redis(client: redis.Redis, keys: Keys, *, since_s: float) -> Report:
-    """Read the window's buckets and build its report."""
-    return build_report(read_buckets(client, keys, since_s=since_s), since_s=since_s)
+    """Read the window's buckets and build its report, with the budgets and today's spend.
+
+    `client`: the routing-state Redis (the workers' metrics, overlay and spend live there,
+    wherever the results are stored)."""
+    report = build_report(read_buckets(client, keys, since_s=since_s), since_s=since_s)
+    store = OverlayStore(client, keys)
+    budgets = store.version(store.current_number()).overlay.budgets
+    return with_budgets(report, budgets, read_spend(client, keys, sorted(budgets), utc_day(time.time())))
 
 
 def counted_jobs(client: redis.Redis, keys: Keys) -> int:

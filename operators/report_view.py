@@ -81,6 +81,21 @@ def _extras(report: Report) -> Iterator[Table]:
         for team, row in report.teams.items():
             table.add_row(team, str(int(row["jobs"])), f"${row['cost_usd']:.4f}")
         yield table
+    if report.budgets:
+        table = _table("daily budgets (live control) against today's spend (UTC)", "team", "budget", "spent today",
+                       "used", "at the limit")
+        for team, b in report.budgets.items():
+            table.add_row("all spend (*)" if team == "*" else team, f"${b.usd_per_day:.2f}",
+                          f"${b.spent_today_usd:.4f}", f"{b.used:.0%}", b.action)
+        yield table
+    if report.shadow:
+        table = _table("shadow against live: the same jobs", "shadow model", "jobs", "pass live", "pass shadow",
+                       "shadow errors", "cost live", "cost shadow", "latency live", "latency shadow")
+        for model, c in report.shadow.items():
+            table.add_row(model, str(c.jobs), f"{c.live.pass_rate:.1%}", f"{c.shadow.pass_rate:.1%}",
+                          str(c.shadow_errors), f"${c.live.cost_usd:.4f}", f"${c.shadow.cost_usd:.4f}",
+                          _ms(c.live.mean_latency_ms), _ms(c.shadow.mean_latency_ms))
+        yield table
 
 
 def render(report: Report) -> Group:

@@ -16,6 +16,7 @@ from contract.schemas import Carry, ErrorInfo, parse_job
 from worker import quality
 from worker.celery import app
 from worker.errors import InvalidJob
+from worker.job_metrics import shadow_batch
 from worker.plan import Candidate, Plan
 from worker.router import JobRecord
 from worker.runtime import Runtime, runtime
@@ -40,6 +41,7 @@ def shadow(self: Task, **kwargs: Any) -> None:
         log.warning("shadow model=%s is not in this worker's catalog", model)
         return
     record_shadow(rt.redis, rt.settings.keys, model, live, outcome)
+    rt.metrics.add_later(lambda: shadow_batch(model, live, outcome))  # the report's window of it
     rt.flush_metrics()
 
 

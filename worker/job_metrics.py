@@ -14,6 +14,7 @@ from contract.schemas import Attempt, JobResult
 from worker import series as S
 from worker.catalog import ModelSpec
 from worker.metrics import Batch, Metrics
+from worker.shadow import LiveSide, ShadowOutcome
 
 NONE = "none"
 OTHER = "other"
@@ -85,3 +86,16 @@ def _record_attempt(metrics: Batch, attempt: Attempt) -> None:
         metrics.observe(S.TOKEN_USAGE, (*genai, "input"), attempt.tokens_in)
         metrics.observe(S.TOKEN_USAGE, (*genai, "output"), attempt.tokens_out)
         metrics.count(S.COST, (attempt.model, attempt.tier), attempt.cost_usd)
+
+
+def shadow_batch(model: str, live: LiveSide, shadow: ShadowOutcome) -> Batch:
+    """What one shadow comparison adds to the series (`worker.shadow`): both sides of it."""
+    metrics = Batch().count(S.SHADOW_JOBS, (model,))
+    for side, passed, cost, latency_ms in (("live", live.passed, live.cost_usd, live.latency_ms),
+                                           ("shadow", shadow.passed, shadow.cost_usd, shadow.latency_ms)):
+        metrics.count(S.SHADOW_PASSED, (model, side), float(passed))
+        metrics.count(S.SHADOW_COST, (model, side), cost)
+        metrics.count(S.SHADOW_SECONDS, (model, side), latency_ms / 1000)
+    if shadow.failed:
+        metrics.count(S.SHADOW_ERRORS, (model,))
+    return metrics

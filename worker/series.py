@@ -85,6 +85,18 @@ BUSY_SECONDS = Series("tierline_busy_seconds_total", Kind.COUNTER,
                       ("model",))
 STATE_ERRORS = Series("tierline_state_errors_total", Kind.COUNTER,
                       "Routing-state reads (routing failed open) and writes that Redis refused.", ("op",))
+SHADOW_JOBS = Series("tierline_shadow_jobs_total", Kind.COUNTER,
+                     "Jobs also sent to the shadow model (live control), by shadow model.", ("model",))
+SHADOW_PASSED = Series("tierline_shadow_passed_total", Kind.COUNTER,
+                       "Shadowed jobs whose answer passed the quality gate at once, by shadow model and side "
+                       "(live or shadow).", ("model", "side"))
+SHADOW_ERRORS = Series("tierline_shadow_errors_total", Kind.COUNTER,
+                       "Shadow calls that failed at the provider, by shadow model.", ("model",))
+SHADOW_COST = Series("tierline_shadow_cost_usd_total", Kind.COUNTER,
+                     "Cost in USD of shadowed jobs, by shadow model and side (live or shadow).", ("model", "side"))
+SHADOW_SECONDS = Series("tierline_shadow_latency_seconds_total", Kind.COUNTER,
+                        "Summed latency of shadowed jobs in seconds, by shadow model and side (live or shadow).",
+                        ("model", "side"))
 TOKEN_USAGE = Series("gen_ai_client_token_usage", Kind.HISTOGRAM, "Tokens per model call, input and output.",
                      (*_GENAI, "gen_ai_token_type"), TOKEN_BOUNDS)
 OPERATION_DURATION = Series("gen_ai_client_operation_duration_seconds", Kind.HISTOGRAM,
@@ -106,7 +118,7 @@ UNACKED = Series("tierline_unacked_messages", Kind.GAUGE,
 RECORDED: dict[str, Series] = {s.name: s for s in (
     JOBS, JOBS_FELL_BACK, ATTEMPTS, FALLBACKS, ESCALATIONS, COST, ALL_LARGE_COST, TEAM_JOBS, TEAM_COST,
     DELIVERIES, BUSY_MARKS, BUSY_SECONDS, STATE_ERRORS, TOKEN_USAGE, OPERATION_DURATION, JOB_LATENCY,
-    ROUTING_OVERHEAD,
+    ROUTING_OVERHEAD, SHADOW_JOBS, SHADOW_PASSED, SHADOW_ERRORS, SHADOW_COST, SHADOW_SECONDS,
 )}
 LIVE: dict[str, Series] = {s.name: s for s in (MODEL_BUSY, MODEL_BUSY_LEFT, QUEUE_DEPTH, UNACKED)}
 

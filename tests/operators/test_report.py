@@ -1,15 +1,27 @@
-"""`tierline report`: the demo's own table and the report read from Redis agree."""
+"""`tierline report`: the demo's own table and the report read from Redis agree; with results
+on PostgreSQL it reads the same, and compares shadow with live and spend with budgets."""
 
 from __future__ import annotations
 
 import json
 import re
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import pytest
 
-from operators.report import build_report, parse_duration, quantile
+from operators.report import build_report, parse_duration, quantile, report_from_redis
 from operators.report_html import render_html
+from ops.bench.scratch_db import PostgresServer
+from producers.client import submit
+from tests.support import RunningWorker
 from tests.test_cli import run
+from worker import overlay as ov
+from worker.catalog import load_catalog
+from worker.overlay_store import OverlayStore
+
+LARGE = "mistral-large-latest"
 
 
 def _demo_rows(stdout: str) -> dict[str, str]:
@@ -66,3 +78,51 @@ def test_durations(text: str, seconds: float) -> None:
 def test_an_empty_window_renders() -> None:
     report = build_report([], since_s=60)
     assert report.jobs == 0 and "<svg" in render_html(report)
+
+
+def test_report_on_postgres_results_compares_shadow_and_live_and_shows_budgets(
+    worker_factory: Callable[..., AbstractContextManager[RunningWorker]], postgres: PostgresServer,
+) -> None:
+    # Given a worker whose results go to PostgreSQL, a budget for team ops, every job shadowed on large
+    with postgres.database() as results_url, worker_factory(env={"TIERLINE_RESULT_URL": results_url}) as w:
+        store = OverlayStore(w.redis, w.keys)
+        store.change(lambda o: ov.set_shadow(ov.set_budget(o, "ops", ov.Budget(usd_per_day=5.0)),
+                                             ov.Shadow(model=LARGE, share=1.0)),
+                     load_catalog(), by="test", what="budget and shadow")
+        # When jobs of team ops and one failing job run (their results on the database)
+        handles = [submit([{"role": "user", "content": f"Where is parcel {i}?"}], app=w.app,
+                          metadata={"team": "ops"}) for i in range(6)]
+        handles.append(submit([{"role": "user", "content": "hi"}], app=w.app, pin_model="no-such-model"))
+        results = [h.result(timeout=60) for h in handles]
+        assert w.app.backend.__class__.__name__ == "DatabaseBackend"
+        ops = [r for r in results if r.ok]
+        assert len(ops) == 6 and all(r.model != LARGE for r in ops)
+        env = {"REDIS_URL": w.url, "TIERLINE_KEY_PREFIX": w.prefix, "TIERLINE_RESULT_URL": results_url}
+        deadline = time.monotonic() + 30
+        while True:  # the shadow tasks run after the jobs; workers flush within a second
+            report = report_from_redis(w.redis, w.keys, since_s=3600)
+            if report.jobs == 7 and LARGE in report.shadow and report.shadow[LARGE].jobs == 6:
+                break
+            assert time.monotonic() < deadline, report.to_json()
+            time.sleep(0.2)
+        out = run(["report", "--since", "1h", "--json"], env)
+        tables = run(["report", "--since", "1h"], env)
+    # Then the report, read from Redis alone, counts the jobs the database holds
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert (data["jobs"], data["failed"], data["failures_by_code"]) == (7, 1, {"unknown_pinned_model": 1})
+    assert data["teams"]["ops"]["jobs"] == 6
+    assert data["teams"]["ops"]["cost_usd"] == pytest.approx(sum(r.cost_usd for r in ops))
+    # and spend against the budget: what the budget counts today, this run's cost
+    budget = data["budgets"]["ops"]
+    assert (budget["usd_per_day"], budget["action"]) == (5.0, "cheapest")
+    assert budget["spent_today_usd"] == pytest.approx(sum(r.cost_usd for r in ops), rel=1e-4)
+    assert budget["used"] == pytest.approx(budget["spent_today_usd"] / 5.0, abs=1e-4)
+    # and shadow against live on the same six jobs: pass rate, cost, latency of each side
+    shadow = data["shadow"][LARGE]
+    assert shadow["jobs"] == 6 and shadow["shadow_errors"] == 0
+    assert shadow["live"]["pass_rate"] == 1.0 and shadow["shadow"]["pass_rate"] == 1.0
+    assert shadow["live"]["cost_usd"] == pytest.approx(sum(r.cost_usd for r in ops))
+    assert shadow["shadow"]["cost_usd"] > shadow["live"]["cost_usd"] > 0  # large costs more than small
+    assert shadow["live"]["mean_latency_ms"] > 0 and shadow["shadow"]["mean_latency_ms"] > 0
+    assert "shadow against live" in tables.stdout and "daily budgets" in tables.stdout, tables.stdout
