@@ -109,12 +109,15 @@ def test_flower_needs_auth_and_shows_a_summary_not_the_conversation(worker: Runn
     assert SECRET not in json.dumps(task.get("args")) + json.dumps(task.get("kwargs"))
 
 
+_visible = itertools.count(1)
+
+
 def _first_job_flower_shows(worker: RunningWorker, flower: str) -> tuple[str, dict[str, object]]:
     """Send jobs until Flower lists one with its arguments (it subscribes to events on its
     own time, so the first jobs may pass unseen); that job's id and Flower's record of it."""
     deadline = time.monotonic() + 30
-    for n in itertools.count(1):
-        job_id = f"flower-visible-{n}"
+    while True:
+        job_id = f"flower-visible-{next(_visible)}"
         assert submit([{"role": "user", "content": SECRET}], app=worker.app, job_id=job_id).result(timeout=30).ok
         seen_until = min(deadline, time.monotonic() + 2)
         while time.monotonic() < seen_until:
@@ -142,7 +145,7 @@ def _flower_task(flower: str, job_id: str, done: Callable[[dict[str, Any]], bool
 
 def test_flower_lists_a_failed_job_as_failure_with_its_code(worker: RunningWorker, flower: str) -> None:
     # Given Flower watching, when a job fails (its pinned model is not in the catalog)
-    time.sleep(1.0)  # Flower subscribes to events
+    _first_job_flower_shows(worker, flower)  # Flower sees the workers' events by now
     handle = submit([{"role": "user", "content": SECRET}], app=worker.app, job_id="flower-failed-1",
                     pin_model="no-such-model")
     result = handle.result(timeout=30)
@@ -159,8 +162,8 @@ def test_flower_lists_a_failed_job_as_failure_with_its_code(worker: RunningWorke
 
 def test_flower_shows_an_escalated_job_as_escalated(worker: RunningWorker, flower: str) -> None:
     # Given a small tier whose every answer is a refusal
+    _first_job_flower_shows(worker, flower)  # Flower sees the workers' events by now
     worker.script(Script(models={"mistral-small-latest": Behaviour(poor_rate=1.0, poor="refusal")}))
-    time.sleep(1.0)  # Flower subscribes to events
     try:
         result = submit([{"role": "user", "content": SECRET}], app=worker.app,
                         job_id="flower-escalated-1").result(timeout=30)
@@ -168,6 +171,8 @@ def test_flower_shows_an_escalated_job_as_escalated(worker: RunningWorker, flowe
         worker.script(Script())
     # Then the job escalated, and Flower's task view says so
     assert result.ok and result.tier == "medium" and len(result.escalations) == 1
-    task = _flower_task(flower, "flower-escalated-1", lambda t: "escalated" in str(t.get("kwargs")))
+    task = _flower_task(flower, "flower-escalated-1",
+                        lambda t: "escalated" in str(t.get("kwargs")) and t.get("state") == "SUCCESS")
     assert "escalated: small→medium" in str(task.get("kwargs")), task
+    assert "escalated=small→medium" in str(task.get("result")), task
     assert SECRET not in json.dumps({k: task.get(k) for k in ("args", "kwargs", "exception")})

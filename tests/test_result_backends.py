@@ -109,6 +109,26 @@ def test_a_failed_job_comes_back_failed_with_its_code(on_backend: RunningWorker)
     assert result.status == "failed" and result.error is not None and result.error.code == "unknown_pinned_model"
 
 
+def test_a_failed_job_is_stored_as_failure_carrying_its_whole_job_result(on_backend: RunningWorker) -> None:
+    # Given a job that fails (its pinned model is not in the catalog), its conversation private
+    job_id = f"failed-{os.getpid()}-{id(on_backend)}"
+    secret = [{"role": "user", "content": "PRIVATE-7731 my card is 4111 1111 1111 1111"}]
+    result = submit(secret, app=on_backend.app, job_id=job_id, pin_model="no-such-model").result(timeout=30)
+    # Then the handle has the whole failed JobResult, with its message
+    assert result.error is not None and result.error.code == "unknown_pinned_model"
+    assert "no-such-model" in result.error.message
+    # and the backend holds a Celery FAILURE whose exception and traceback are the summary alone
+    stored = store(on_backend).read([job_id])[job_id]
+    assert stored.state == states.FAILURE and stored.ended() == result
+    assert str(stored.value).startswith("JobResult(") and "code=unknown_pinned_model" in str(stored.value)
+    meta = on_backend.app.backend.get_task_meta(job_id)
+    assert meta["status"] == states.FAILURE and "code=unknown_pinned_model" in str(meta.get("traceback"))
+    assert "PRIVATE-7731" not in json.dumps(meta, default=str)
+    # and a resubmission gets the stored failed result without running again
+    again = submit(secret, app=on_backend.app, job_id=job_id, pin_model="no-such-model").result(timeout=30)
+    assert again == result
+
+
 def test_a_resubmitted_job_gets_its_stored_result_without_running_again(on_backend: RunningWorker) -> None:
     job_id = f"again-{os.getpid()}-{id(on_backend)}"
     first = submit(ASK, app=on_backend.app, job_id=job_id).result(timeout=30)
