@@ -35,6 +35,12 @@ def test_compose_file_is_valid() -> None:
     out = subprocess.run(["docker-compose", "config"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "tierline" in out.stdout and "127.0.0.1" in out.stdout and "redis://:redis-pw@redis" in out.stdout
+    monitoring = subprocess.run(["docker-compose", "--profile", "monitoring", "config"], cwd=ROOT, env=env,
+                                capture_output=True, text=True)
+    assert monitoring.returncode == 0, monitoring.stderr
+    # Prometheus and Grafana on the loopback only, the exporter on the compose network only
+    assert "127.0.0.1:9090:9090" in monitoring.stdout and "127.0.0.1:3000:3000" in monitoring.stdout
+    assert "- tierline\n    - metrics\n" in monitoring.stdout and ":9808:" not in monitoring.stdout
     assert "appendonly" in (ROOT / "ops" / "redis" / "redis.conf").read_text()
     assert "noeviction" in (ROOT / "ops" / "redis" / "redis.conf").read_text()
 
