@@ -106,12 +106,15 @@ def _before_fork(sender: Any = None, **_: Any) -> None:
     if not broker.is_amqp(get_settings().broker):
         app.conf.broker_transport_options = {**app.conf.broker_transport_options, "max_connections": connections}
     app.conf.redis_max_connections = connections
+    pool = pool_name(getattr(sender, "pool_cls", None))
     try:
-        runtime.prepare(concurrency=concurrency, pool=pool_name(getattr(sender, "pool_cls", None)))
+        runtime.prepare(concurrency=concurrency, pool=pool)
     except (CatalogError, SchemaRegistryError) as exc:
         # Celery logs and ignores an exception raised in a signal handler, and the worker
         # would consume and fail every job: stop it here, before it consumes anything.
         refuse_to_start(str(exc))
+    if pool != "prefork":  # jobs run in this process (gevent, threads, solo): no fork to wait for
+        tracing.configure_from_env()
 
 
 def refuse_to_start(problem: str) -> None:
@@ -139,6 +142,13 @@ def _process_started(**_: Any) -> None:
 def _process_ending(**_: Any) -> None:
     # A pool process recycled after max tasks per child (or stopped) would otherwise take
     # up to a second of counts with it, and its buffered spans.
+    runtime.shutdown()
+    tracing.shutdown()
+
+
+@signals.worker_shutdown.connect
+def _worker_ending(**_: Any) -> None:
+    # The same for a pool that runs jobs in the worker's own process (gevent, threads).
     runtime.shutdown()
     tracing.shutdown()
 
