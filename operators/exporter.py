@@ -23,6 +23,7 @@ from rich.console import Console
 
 from contract.names import QUEUE_CONVERSATIONS, QUEUE_EXTRACTION
 from worker import series as S
+from worker.broker import is_amqp
 from worker.catalog import Catalog, load_catalog
 from worker.keys import Keys
 from worker.metrics import Metrics, read_series
@@ -89,7 +90,7 @@ def _histogram(series: S.Series, values: dict[tuple[str, ...], _Histogram]) -> M
 class RedisCollector(Collector):
     """Serves the flushed series and the live state (busy flags, queue depths)."""
 
-    def __init__(self, state: redis.Redis, broker: redis.Redis, keys: Keys, catalog: Catalog,
+    def __init__(self, state: redis.Redis, broker: redis.Redis | None, keys: Keys, catalog: Catalog,
                  *, queues: Sequence[str] = QUEUES) -> None:
         self._state, self._broker, self._keys, self._catalog = state, broker, keys, catalog
         self._queues = tuple(queues)
@@ -112,6 +113,8 @@ class RedisCollector(Collector):
         yield left
 
     def _queue_depths(self) -> Iterator[Metric]:
+        if self._broker is None:  # RabbitMQ: its own management plugin exports queue depths
+            return
         depth = GaugeMetricFamily(S.QUEUE_DEPTH.name, S.QUEUE_DEPTH.help, labels=S.QUEUE_DEPTH.labels)
         pipe = self._broker.pipeline(transaction=False)
         for queue in self._queues:
@@ -143,7 +146,8 @@ def serve(collector: Collector, *, port: int, address: str) -> tuple[object, obj
 def collector_from_settings(settings: Settings) -> RedisCollector:
     """The collector for the Redis servers and catalog `settings` name."""
     state = redis.Redis.from_url(settings.state, socket_timeout=5, socket_connect_timeout=5)
-    broker = redis.Redis.from_url(settings.broker, socket_timeout=5, socket_connect_timeout=5)
+    broker = None if is_amqp(settings.broker) else redis.Redis.from_url(
+        settings.broker, socket_timeout=5, socket_connect_timeout=5)
     return RedisCollector(state, broker, settings.keys, load_catalog(settings.catalog_path))
 
 
