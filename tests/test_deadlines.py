@@ -42,3 +42,29 @@ def test_a_call_that_ignores_its_timeout_ends_as_timeout_on_every_pool(
         worker.script(Script())
         assert submit(HELLO, app=worker.app).result(timeout=30).ok
         assert worker.process.poll() is None
+
+
+def test_a_call_that_blocks_its_prefork_process_ends_at_the_hard_limit_with_its_attempts(
+    worker_factory: WorkerFactory,
+) -> None:
+    # Hard limit past the first heartbeat (5 s), so the journal holds the call in flight.
+    limits = {"TIERLINE_SOFT_TIME_LIMIT_S": 2, "TIERLINE_HARD_TIME_LIMIT_S": 7}
+    with worker_factory(env=limits, pool="prefork", concurrency=2) as worker:
+        # Given the small model's call is stuck in native code: the soft limit cannot reach it
+        worker.script(Script(models={"mistral-small-latest": Behaviour(
+            latency_ms=60_000, honours_timeout=False, blocks_process=True)}))
+        started = time.monotonic()
+        # When a small job runs into it
+        result = submit(HELLO, app=worker.app).result(timeout=40)
+        elapsed = time.monotonic() - started
+        # Then the hard limit stops its process, and the job still ends as one failed
+        # JobResult listing the call its journal recorded
+        assert result.status == "failed" and result.error is not None, result
+        assert result.error.code == "out_of_time" and "hard time limit" in result.error.message, (
+            result.error, worker.log()[-8000:])
+        assert [(a.model, a.outcome) for a in result.attempts] == [("mistral-small-latest", "interrupted")]
+        assert 7 <= elapsed < 30, elapsed
+        # And the worker replaced the killed process and goes on
+        worker.script(Script())
+        assert submit(HELLO, app=worker.app).result(timeout=30).ok
+        assert worker.process.poll() is None

@@ -15,15 +15,17 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from billiard.einfo import ExceptionWithTraceback
 from celery import Task
 from celery.exceptions import TimeLimitExceeded
 from celery.worker.strategy import default
 from kombu.exceptions import ContentDisallowed, DecodeError
 from kombu.message import Message
 
+from contract.codes import ErrorCode
 from contract.schemas import ErrorInfo, JobResult
 from worker.settings import get_settings
-from worker.shown_results import failure
+from worker.shown_results import SummaryRequest, failure
 
 log = logging.getLogger(__name__)
 
@@ -31,20 +33,46 @@ Handler = Callable[..., Any]
 
 
 class IntakeTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
-    """The base of tierline's tasks: their messages go through `strategy`, and their
-    `task-succeeded` events carry a result summary (`worker.shown_results`)."""
+    """The base of tierline's tasks: their messages go through `strategy`, their
+    `task-succeeded` events carry a result summary (`worker.shown_results`), and a job
+    the hard limit stops under prefork still ends as its own failed JobResult (`JobRequest`)."""
 
     Strategy = "worker.intake:strategy"
-    Request = "worker.shown_results:SummaryRequest"
+    Request = "worker.intake:JobRequest"
 
-    def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
-        # Under prefork the hard limit kills the pool process, and the worker's main
-        # process stores a bare TimeLimitExceeded failure, then calls this: replace it by
-        # one failed JobResult listing the attempts the job's journal recorded, stored as a
-        # FAILURE like every failed job (`JobFailed` carries it; Flower shows the summary).
-        if isinstance(exc, TimeLimitExceeded):
-            result = hard_limit_result(task_id, kwargs)
-            self.backend.mark_as_failure(task_id, failure(result))
+
+class JobRequest(SummaryRequest):
+    """The request of a tierline task, in the worker's main process.
+
+    Under prefork the hard limit kills the job's pool process, and Celery stores a bare
+    `TimeLimitExceeded` failure twice (billiard reports the job failed, then timed out); a
+    producer waiting on the job may read the first. Instead, the job's own failed JobResult,
+    listing the attempts its journal recorded, is stored first (a FAILURE carrying it, as
+    every failed job's: `worker.shown_results.failure`) and Celery's bare failures are not
+    stored at all.
+    """
+
+    _hard_limit_stored = False
+
+    @property
+    def store_errors(self) -> bool:
+        return not self._hard_limit_stored and bool(super().store_errors)
+
+    def on_failure(self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False) -> None:
+        exc = exc_info.exception
+        self._store_hard_limit_result(exc.exc if isinstance(exc, ExceptionWithTraceback) else exc)
+        super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
+
+    def on_timeout(self, soft: bool, timeout: float) -> None:
+        if not soft:
+            self._store_hard_limit_result(TimeLimitExceeded(timeout))
+        super().on_timeout(soft, timeout)
+
+    def _store_hard_limit_result(self, exc: BaseException) -> None:
+        if isinstance(exc, TimeLimitExceeded) and not self._hard_limit_stored:
+            result = hard_limit_result(self.id, self.kwargs)
+            self.task.backend.mark_as_failure(self.id, failure(result))  # FAILURE, like every failed job
+            self._hard_limit_stored = True
 
 
 def hard_limit_result(job_id: str, kwargs: Any) -> JobResult:
@@ -57,7 +85,7 @@ def hard_limit_result(job_id: str, kwargs: Any) -> JobResult:
     escalations = carry.get("escalations", []) if isinstance(carry, dict) else []
     return JobResult(
         job_id=job_id, status="failed", attempts=attempts, escalations=escalations,
-        error=ErrorInfo(code="out_of_time", message="the job hit the hard time limit: its process was stopped"),
+        error=ErrorInfo(code=ErrorCode.OUT_OF_TIME, message="the job hit the hard time limit: its process was stopped"),
     )
 
 

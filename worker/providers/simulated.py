@@ -13,6 +13,9 @@ import hashlib
 import json
 import logging
 import random
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Literal
@@ -67,6 +70,10 @@ class Behaviour(BaseModel):
     # False: a call slower than its timeout blocks for its whole latency, like a hung
     # connection whose client ignores the timeout (only the soft time limit stops it).
     honours_timeout: bool = True
+    # True: a call slower than its timeout is stuck in native code for its whole latency:
+    # no signal, greenlet switch or exception from outside reaches it, so the soft time
+    # limit cannot stop it (under prefork only the hard limit, which kills the process).
+    blocks_process: bool = False
 
 
 class Script(BaseModel):
@@ -165,7 +172,9 @@ class SimulatedProvider:
             raise errors.ProviderTimeout(
                 f"no answer within {timeout_s:.1f}s", provider=self.name, model=request.model
             )
-        if latency_s > timeout_s:
+        if latency_s > timeout_s and behaviour.blocks_process:
+            _block(latency_s)
+        elif latency_s > timeout_s:
             self._wait(latency_s)  # a call that ignores its timeout
         elif latency_s > 0:
             self._sleep(latency_s)
@@ -204,6 +213,24 @@ class SimulatedProvider:
         if behaviour.error_rate and rng.random() < behaviour.error_rate:
             return behaviour.error, behaviour.retry_after_s
         return None
+
+
+def _block(seconds: float) -> None:
+    """Hold the whole process for `seconds`, as a call stuck in a C extension does: Celery's
+    soft-limit signal stays pending, gevent's hub never runs, a thread's async exception waits."""
+    sleep = time.sleep
+    if "gevent" in sys.modules:
+        from gevent import monkey
+
+        sleep = monkey.get_original("time", "sleep")
+    masked = threading.current_thread() is threading.main_thread()
+    if masked:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    try:
+        sleep(seconds)
+    finally:
+        if masked:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
 
 
 def _seed(request: ChatRequest) -> int:
