@@ -63,6 +63,7 @@ def test_a_call_that_blocks_its_prefork_process_ends_at_the_hard_limit_with_its_
         assert result.error.code == "out_of_time" and "hard time limit" in result.error.message, (
             result.error, worker.log()[-8000:])
         assert [(a.model, a.outcome) for a in result.attempts] == [("mistral-small-latest", "interrupted")]
+        assert worker.app.backend.get_task_meta(result.job_id)["status"] == "FAILURE"  # Flower's Failed
         assert 7 <= elapsed < 30, elapsed
         # And the worker replaced the killed process and goes on
         worker.script(Script())
