@@ -12,13 +12,15 @@ from typing import Any
 
 from celery import Task
 
+from contract.codes import ErrorCode
 from contract.names import QUEUE_CONVERSATIONS, TASK_COMPLETE
 from contract.schemas import Carry, ErrorInfo, JobResult, parse_job
 from tasks.delivery import deliver, finishing
 from tasks.requeue import requeue
 from worker import carry_seal
 from worker.celery import app
-from worker.router import Decision, Escalate, JobRecord
+from worker.record import JobRecord
+from worker.router import Decision, Escalate
 from worker.runtime import Runtime, runtime
 from worker.shadow import TASK_SHADOW, live_side, wanted
 from worker.shown_results import StoredResult, stored
@@ -35,8 +37,8 @@ def complete(self: Task, *args: Any, **kwargs: Any) -> StoredResult:
     carry = _carry(job_id, kwargs.pop("carry", None), rt)
     record = JobRecord(job_id, carry or Carry(started_at=time.time()), deadline=rt.deadline(started))
     with rt.soft_limit(started):
-        decision = _decide(self, rt, record, args, kwargs) if carry is not None else rt.router.failed(
-            record, ErrorInfo(code="forged_carry", message="the message's carry is not sealed by a tierline worker"))
+        decision = _decide(self, rt, record, args, kwargs) if carry is not None else rt.router.failed(record, ErrorInfo(
+            code=ErrorCode.FORGED_CARRY, message="the message's carry is not sealed by a tierline worker"))
         return finishing(record.job_id, lambda: _record(self, rt, decision, args, kwargs))
 
 

@@ -21,7 +21,7 @@ from tasks.delivery import deliver, finishing
 from tasks.requeue import requeue
 from worker.celery import app
 from worker.extractor import ChunkEscalate, Extractor, Fanout, Started
-from worker.router import JobRecord
+from worker.record import JobRecord
 from worker.runtime import Runtime, runtime
 from worker.shown_results import stored
 
