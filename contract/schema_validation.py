@@ -106,7 +106,7 @@ def dialect(schema: dict[str, Any]) -> Any:
         return found
     if declared is None:
         return jsonschema.Draft202012Validator
-    raise SchemaRefused(f"$schema {str(declared)[:100]!r} names no JSON Schema draft", code="invalid_schema")
+    raise SchemaRefused(f"$schema {str(declared)[:100]!r} names no JSON Schema draft", code=ErrorCode.INVALID_SCHEMA)
 
 
 def check_job_schema(schema: dict[str, Any]) -> None:

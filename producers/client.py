@@ -15,6 +15,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
 from contract import job_identity
+from contract.codes import ErrorCode
 from contract.names import TASK_COMPLETE, TASK_QUEUES
 from contract.schemas import ErrorInfo, JobResult
 from producers.settings import ProducerSettings, get_settings
@@ -68,7 +69,7 @@ class JobHandle:
         result = store_for(self._app.backend).wait(self.id, timeout).job_result(self.id)
         if None not in (self._fingerprint, result.fingerprint) and result.fingerprint != self._fingerprint:
             return JobResult(job_id=self.id, status="failed", fingerprint=self._fingerprint, error=ErrorInfo(
-                code="conflict", message="this job id already holds the result of another payload; "
+                code=ErrorCode.CONFLICT, message="this job id already holds the result of another payload; "
                 "send the job under a new id"))
         return result
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from celery import Task
 
+from contract.codes import ErrorCode
 from contract.errors import JobFailed
 from contract.names import TASK_EXTRACT_CHUNK, TASK_EXTRACT_MERGE
 from contract.schemas import ErrorInfo, JobResult, parse_chunk_job, parse_merge_job
@@ -25,7 +26,8 @@ from tasks.requeue import carried, requeue
 from worker import errors, tracing
 from worker.celery import app
 from worker.extractor import Extractor
-from worker.router import Decision, Escalate, JobRecord
+from worker.record import JobRecord
+from worker.router import Decision, Escalate
 from worker.runtime import Runtime, runtime
 from worker.shown_results import returned
 
@@ -85,7 +87,7 @@ def extract_merge(self: Task, results: object = None, **kwargs: Any) -> Any:
     except ValueError as exc:
         log.warning("malformed chunk results job=%s: %s", job_id, type(exc).__name__)
         result = JobResult(job_id=job_id, status="failed", error=ErrorInfo(
-            code="internal_error", message="a chunk result could not be read"))
+            code=ErrorCode.INTERNAL_ERROR, message="a chunk result could not be read"))
     rt.count_result(result, None)
     rt.flush_metrics()
     log_result("extraction done", result)

@@ -12,6 +12,7 @@ from typing import Any
 
 from celery import Task
 
+from contract.codes import ErrorCode
 from contract.errors import JobFailed
 from contract.names import QUEUE_CONVERSATIONS, TASK_COMPLETE
 from contract.schemas import Carry, ErrorInfo, JobResult, parse_job
@@ -19,7 +20,8 @@ from tasks.delivery import count_overhead, deliver, finishing
 from tasks.requeue import requeue
 from worker import carry_seal, tracing
 from worker.celery import app
-from worker.router import Decision, Escalate, JobRecord
+from worker.record import JobRecord
+from worker.router import Decision, Escalate
 from worker.runtime import Runtime, runtime
 from worker.shadow import TASK_SHADOW, live_side, wanted
 from worker.shown_results import StoredResult, returned
@@ -41,7 +43,8 @@ def complete(self: Task, *args: Any, **kwargs: Any) -> StoredResult:
           rt.soft_limit(started)):
         earlier_attempts = len(record.carry.attempts)
         decision = _decide(self, rt, record, args, kwargs) if carry is not None else rt.router.failed(
-            record, ErrorInfo(code="forged_carry", message="the message's carry is not sealed by a tierline worker"))
+            record, ErrorInfo(
+            code=ErrorCode.FORGED_CARRY, message="the message's carry is not sealed by a tierline worker"))
         if isinstance(decision, JobResult):
             if not record.replayed:
                 rt.count_result(decision, kwargs.get("job", args[0] if args else None))

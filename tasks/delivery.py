@@ -16,11 +16,12 @@ from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from contract import job_identity
+from contract.codes import ErrorCode
 from contract.names import TASK_COMPLETE, TASK_EXTRACT
 from contract.schemas import Attempt, ErrorInfo, JobResult
 from results import store_for
 from worker import errors, limits, series
-from worker.router import JobRecord
+from worker.record import JobRecord
 from worker.runtime import Runtime
 from worker.state import Snapshot
 
@@ -70,7 +71,7 @@ def deliver(
         return rt.router.interrupted(record, "the job hit the hard time limit")
     except Exception as exc:  # the task boundary: a bug still ends as one failed JobResult
         log.exception("internal error job=%s", record.job_id)
-        return rt.router.interrupted(record, f"internal error: {type(exc).__name__}", code="internal_error")
+        return rt.router.interrupted(record, f"internal error: {type(exc).__name__}", code=ErrorCode.INTERNAL_ERROR)
 
 
 def _redelivered(task: Task) -> bool:
@@ -89,7 +90,7 @@ def _check_tenant(job_id: str, payload: object) -> None:
     tenant = payload.get("tenant") if isinstance(payload, dict) else None
     problem = job_identity.tenant_problem(job_id, tenant)
     if problem is not None:
-        raise errors.InvalidJob(problem, code="tenant_mismatch")
+        raise errors.InvalidJob(problem, code=ErrorCode.TENANT_MISMATCH)
 
 
 def _within_limits(payload: object, rt: Runtime) -> object:
@@ -144,14 +145,14 @@ def _earlier(task: Task, rt: Runtime, record: JobRecord, delivery: int) -> JobRe
             return stored
         if store_for(task.backend).collected(record.job_id):
             return rt.router.failed(record, ErrorInfo(
-                code="duplicate",
+                code=ErrorCode.DUPLICATE,
                 message="this job already finished and its producer collected the result; "
                 "this copy was not run",
             ))
     if delivery > rt.settings.max_deliveries:
         record.carry.attempts = _longest(record.carry.attempts, rt.inflight.journal(record.job_id))
         return rt.router.failed(record, ErrorInfo(
-            code="worker_lost",
+            code=ErrorCode.WORKER_LOST,
             message=f"delivered {delivery} times without finishing: its worker died each time",
         ))
     return None
@@ -174,7 +175,7 @@ def _still_running(task: Task, rt: Runtime, record: JobRecord) -> JobResult | No
     stored = stored_result(task, record.job_id)
     if stored is None and rt.inflight.held(record.job_id, level):
         return rt.router.failed(record, ErrorInfo(
-            code="out_of_time", message="redelivered while the job still ran elsewhere, and that run "
+            code=ErrorCode.OUT_OF_TIME, message="redelivered while the job still ran elsewhere, and that run "
             "did not finish within this delivery's time limit",
         ))
     return stored
@@ -193,7 +194,7 @@ def job_payload(args: tuple[Any, ...], kwargs: dict[str, Any]) -> object:
     raise errors.InvalidJob(
         f"expected one job (kwargs {{'job': ...}}), got {len(args)} positional "
         f"and keyword arguments {sorted(kwargs)}",
-        code="malformed_message",
+        code=ErrorCode.MALFORMED_MESSAGE,
     )
 
 

@@ -23,7 +23,7 @@ from tasks.requeue import requeue
 from worker import tracing
 from worker.celery import app
 from worker.extractor import ChunkEscalate, Extractor, Fanout, Started
-from worker.router import JobRecord
+from worker.record import JobRecord
 from worker.runtime import Runtime, runtime
 from worker.shown_results import returned
 

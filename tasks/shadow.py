@@ -18,7 +18,7 @@ from worker.celery import app
 from worker.errors import InvalidJob
 from worker.job_metrics import shadow_batch
 from worker.plan import Candidate, Plan
-from worker.router import JobRecord
+from worker.record import JobRecord, Ladder
 from worker.runtime import Runtime, runtime
 from worker.shadow import TASK_SHADOW, LiveSide, ShadowOutcome, record_shadow
 
@@ -57,7 +57,7 @@ def run_shadow(rt: Runtime, payload: dict[str, Any], model: str) -> ShadowOutcom
     candidate = Candidate(tier=tier, tier_name=tier_spec.name, model=spec, timeout_s=tier_spec.timeout_s)
     record = JobRecord(f"shadow-{payload.get('job_id', '')}", Carry(started_at=time.time()), deadline=rt.deadline())
     started = time.monotonic()
-    generated = rt.router.generate(job, Plan((candidate,)), record)
+    generated = rt.router.generate(job, Plan((candidate,)), record, Ladder())
     latency_ms = (time.monotonic() - started) * 1000
     cost = sum(a.cost_usd for a in record.carry.attempts)
     if isinstance(generated, ErrorInfo):

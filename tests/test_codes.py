@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Iterator
 
 from contract.codes import KIND, ErrorCode, FailureKind, kind_of
 from tests.support import ROOT
@@ -25,20 +26,44 @@ def readme_failure_table() -> dict[str, set[str]]:
 
 
 def code_literals() -> set[tuple[str, str]]:
-    """Every string literal given as a `code=` argument or a `code = ...` class attribute."""
+    """Every string literal given where a code goes: a `code=` or `error_code=` argument, a
+    `code = ...` assignment, the default of a parameter named `code`, or a positional argument
+    of a same-module function in its `code` parameter's place."""
     found = set()
     for package in PACKAGES:
         for path in (ROOT / package).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text())):
-                values: list[ast.expr] = []
-                if isinstance(node, ast.Call):
-                    values = [k.value for k in node.keywords if k.arg == "code"]
-                elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "code"
-                                                          for t in node.targets):
-                    values = [node.value]
-                found |= {(f"{path.relative_to(ROOT)}:{v.lineno}", v.value) for v in values
-                          if isinstance(v, ast.Constant) and isinstance(v.value, str)}
+            tree = ast.parse(path.read_text())
+            found |= {(f"{path.relative_to(ROOT)}:{v.lineno}", v.value) for v in _code_values(tree)
+                      if isinstance(v, ast.Constant) and isinstance(v.value, str)}
     return found
+
+
+def _code_values(tree: ast.Module) -> Iterator[ast.expr]:
+    functions = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+    code_place = {f.name: [a.arg for a in f.args.args].index("code") for f in functions
+                  if "code" in [a.arg for a in f.args.args]}
+    for f in functions:
+        yield from _defaults_of_code(f.args)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            yield from (k.value for k in node.keywords if k.arg in ("code", "error_code"))
+            place = code_place.get(node.func.id) if isinstance(node.func, ast.Name) else None
+            if place is not None and place < len(node.args):
+                yield node.args[place]
+        elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "code" for t in node.targets):
+            yield node.value
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == "code":
+            yield from [node.value] if node.value is not None else []
+
+
+def _defaults_of_code(args: ast.arguments) -> Iterator[ast.expr]:
+    positional = args.posonlyargs + args.args
+    for arg, default in zip(positional[len(positional) - len(args.defaults):], args.defaults, strict=True):
+        if arg.arg == "code":
+            yield default
+    for arg, default in zip(args.kwonlyargs, args.kw_defaults, strict=True):
+        if arg.arg == "code" and default is not None:
+            yield default
 
 
 def test_every_code_has_exactly_one_kind() -> None:
@@ -54,14 +79,32 @@ def test_readme_failure_table_lists_every_kind_with_exactly_its_codes() -> None:
         assert table[kind.value] == {code.value for code in ErrorCode if KIND[code] is kind}, kind
 
 
-def test_the_code_names_no_failure_code_outside_the_enum() -> None:
-    # Exception codes that never reach a result (a worker refusing to start, a batch
-    # refused before sending) are outside the job vocabulary.
+def test_the_code_names_every_failure_code_through_the_enum() -> None:
+    # A job's failure code is spelled `ErrorCode.X`, never as a string. Exception codes that
+    # never reach a result (a worker refusing to start, a batch refused before sending) are
+    # outside the job vocabulary and may stay strings.
     outside = {"error", "provider_error", "catalog_invalid", "schemas_invalid", "batch_rejected", "bad_workload",
                "overlay_invalid", "duplicate_custom_id", "corrupt_output"}
-    strays = {(where, value) for where, value in code_literals()
-              if value not in outside and kind_of(value) is None}
+    assert not outside & {code.value for code in ErrorCode}
+    strays = {(where, value) for where, value in code_literals() if value not in outside}
     assert strays == set()
+
+
+def test_the_scan_finds_a_code_in_each_place_a_code_goes() -> None:
+    source = """
+def refuse(task, code="malformed_message"): ...
+def over(code, what): ...
+def later(*, code="duplicate"): ...
+ErrorInfo(code="worker_lost")
+Attempt(error_code="out_of_time")
+over("job_too_large", "the job")
+code = "quality"
+code: str = "conflict"
+over(ErrorCode.JOB_TOO_LARGE, "named through the enum")
+"""
+    found = {v.value for v in _code_values(ast.parse(source)) if isinstance(v, ast.Constant)}
+    assert found == {"malformed_message", "duplicate", "worker_lost", "out_of_time", "job_too_large",
+                     "quality", "conflict"}
 
 
 def test_codes_are_plain_strings_on_the_wire() -> None:

@@ -168,6 +168,25 @@ def test_a_chunk_that_stays_poor_fails_the_document_with_reason_quality(small_co
     assert {a.chunk for a in result.attempts} == set(range(chunks))
 
 
+
+def test_a_chunk_that_escalates_leaves_its_sibling_chunks_on_their_own_tier(small_contexts: RunningWorker) -> None:
+    # Given a small model that breaks its JSON for about half the prompts (drawn per chunk)
+    small_contexts.script(Script(models={SMALL: Behaviour(poor_rate=0.5, poor="broken_json")}))
+    text = document(random.Random(9), 5_000)
+    # When a document of several chunks is extracted cheapest-first
+    result = submit_extraction(text, CONTRACT, app=small_contexts.app, policy="cascade",
+                               max_output_tokens=256).result(timeout=60)
+    # Then the chunks whose answer was poor went one tier up, each on its own; the others
+    # were answered once, on the small tier, at escalation level 0
+    assert result.ok, result.error
+    chunks = result.chunks or 0
+    steps = {i: [(a.tier, a.level) for a in result.attempts if a.chunk == i] for i in range(chunks)}
+    escalated = {i for i, own in steps.items() if len(own) > 1}
+    assert escalated and escalated != set(range(chunks)), steps
+    for i, own in steps.items():
+        assert own == ([("small", 0), ("medium", 1)] if i in escalated else [("small", 0)]), (i, own)
+    assert {e.reason.split(":")[0] for e in result.escalations} == {f"chunk {i + 1}/{chunks}" for i in escalated}
+
 def test_annotated_nested_objects_merge_across_chunks(small_contexts: RunningWorker) -> None:
     small_contexts.script(Script())
     text = document(random.Random(2), 3_000)

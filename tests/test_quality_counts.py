@@ -10,7 +10,8 @@ from worker.catalog import load_catalog
 from worker.keys import Keys
 from worker.metrics import Metrics
 from worker.providers.simulated import Behaviour, Outage, Script, SimulatedProvider
-from worker.router import Escalate, JobRecord, Router, RouterConfig
+from worker.record import JobRecord
+from worker.router import Escalate, Router, RouterConfig
 from worker.state import RoutingState
 from worker.tokens import TokenCounter
 

@@ -15,7 +15,8 @@ from worker.extractor import Extractor
 from worker.keys import Keys
 from worker.metrics import Metrics
 from worker.providers.simulated import Behaviour, Script, SimulatedProvider
-from worker.router import Escalate, JobRecord, Router, RouterConfig
+from worker.record import JobRecord
+from worker.router import Escalate, Router, RouterConfig
 from worker.state import RoutingState
 from worker.tokens import TokenCounter
 

@@ -18,15 +18,17 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from contract.codes import ErrorCode
 from contract.names import chunk_index
 from contract.schemas import Carry, ChunkJob, ErrorInfo, ExtractionJob, Job, JobResult, MergeJob, Message, QualitySpec
 from worker import quality
 from worker.extraction import chunk_budget, chunk_prompt, offsets, provider_schema, split, system_prompt
 from worker.merge import merge, merge_plan
 from worker.metrics import Metrics
-from worker.plan import Route
+from worker.plan import Route, first_tier
 from worker.provenance import Span, sources_of
-from worker.router import Decision, Escalate, JobRecord, Router
+from worker.record import JobRecord, Ladder
+from worker.router import Decision, Escalate, Router
 from worker.state import RoutingState
 from worker.tokens import PER_MESSAGE_TOKENS, TokenCounter
 
@@ -79,7 +81,7 @@ class Extractor:
             return ChunkEscalate(chunks[0].job, decision.carry) if isinstance(decision, Escalate) else decision
         problem = merge_plan(job.json_schema).problem
         if problem is not None:
-            failed = self._router.failed(record, ErrorInfo(code="unmergeable_schema", message=(
+            failed = self._router.failed(record, ErrorInfo(code=ErrorCode.UNMERGEABLE_SCHEMA, message=(
                 f"the document needs {len(chunks)} chunks of up to {chunks[0].chunk_budget} tokens, "
                 f"and the schema cannot merge them: {problem}")))
             return failed.model_copy(update={"chunks": len(chunks)})
@@ -101,7 +103,7 @@ class Extractor:
             output_tokens=job.max_output_tokens,
         )
         if budget < MIN_CHUNK_TOKENS:
-            return ErrorInfo(code="context_too_long", message=(
+            return ErrorInfo(code=ErrorCode.CONTEXT_TOO_LONG, message=(
                 f"the extraction prompt and the output budget ({job.max_output_tokens} tokens) "
                 "leave no room for the document in the chosen model's context"))
         texts = split(job.document, budget, self._counter.text)
@@ -120,8 +122,7 @@ class Extractor:
         if route.pin_model is not None:
             found = catalog.model(route.pin_model)
             return found[1].context_tokens if found else 0
-        start = min(max(route.start_tier, route.min_tier), len(catalog.tiers) - 1)
-        return min(m.context_tokens for tier in catalog.tiers[start:] for m in tier.models)
+        return min(m.context_tokens for tier in catalog.tiers[first_tier(route, catalog):] for m in tier.models)
 
     def chunk(self, job: ChunkJob, record: JobRecord, busy: frozenset[str] | None = None) -> Decision:
         """One chunk to a valid answer (a JobResult), or an escalation one tier up.
@@ -139,13 +140,14 @@ class Extractor:
         if chosen.empty:
             why = self._router.no_fit(route)
             return self._located(job, self._router.failed(record, _at(where, why)))
-        generated = self._router.generate(chat, chosen, record)
+        ladder = Ladder.of(record.carry)  # a chunk task's own: its carry is the chunk's
+        generated = self._router.generate(chat, chosen, record, ladder)
         if isinstance(generated, ErrorInfo):
             return self._located(job, self._router.failed(record, _at(where, generated)))
         verdict = quality.check(generated.response.content, chat.quality, defaults=quality.EXTRACTION)
         if not verdict.ok:
             located = quality.Verdict(False, verdict.check, f"{where}: {verdict.reason}")
-            decision = self._router.escalate_or_fail(chat, record, generated, located, route)
+            decision = self._router.escalate_or_fail(chat, record, generated, located, route, ladder)
             return self._located(job, decision) if isinstance(decision, JobResult) else decision
         result = self._router.succeeded(record, generated, verdict.parsed)
         if job.provenance and isinstance(verdict.parsed, dict):
@@ -169,7 +171,7 @@ class Extractor:
         failed = next((p for p in parts if not p.ok), None)
         if failed is not None or len(parts) != job.chunk_total:
             error = failed.error if failed is not None and failed.error else ErrorInfo(
-                code="internal_error", message=f"{len(parts)} of {job.chunk_total} chunk results came back")
+                code=ErrorCode.INTERNAL_ERROR, message=f"{len(parts)} of {job.chunk_total} chunk results came back")
             self._metrics.incr(f"extraction:documents:failed:{error.code}")
             return document.model_copy(update={"status": "failed", "error": error,
                                                "content": failed.content if failed else None})
@@ -180,7 +182,7 @@ class Extractor:
         update: dict[str, Any] = {"content": json.dumps(done.value, ensure_ascii=False), "sources": done.sources}
         if invalid is not None:
             update.update(status="failed", error=ErrorInfo(
-                code="merge_invalid", message=f"the merged answer is not valid for the schema: {invalid}"))
+                code=ErrorCode.MERGE_INVALID, message=f"the merged answer is not valid for the schema: {invalid}"))
         else:
             update.update(status="succeeded", parsed=done.value, **self._strongest(parts))
         self._metrics.incr(f"extraction:documents:{update['status']}")

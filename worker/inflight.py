@@ -28,7 +28,7 @@ from pydantic import TypeAdapter
 
 from contract.schemas import Attempt
 from worker import keys
-from worker.router import JobRecord
+from worker.record import JobRecord
 
 log = logging.getLogger(__name__)
 

@@ -107,13 +107,14 @@ def strategy(task: Task, app: Any, consumer: Any, **kwargs: Any) -> Handler:
     return guarded
 
 
-def _refusal(message: Message, max_bytes: int) -> tuple[str, str] | None:
+def _refusal(message: Message, max_bytes: int) -> tuple[ErrorCode, str] | None:
     """(code, problem) for a message that must not run, checked before its body is decoded."""
     size = len(message.body or b"")
     if size > max_bytes:
-        return "message_too_large", f"the task message is {size} bytes, over TIERLINE_MAX_MESSAGE_BYTES={max_bytes}"
+        return ErrorCode.MESSAGE_TOO_LARGE, (
+            f"the task message is {size} bytes, over TIERLINE_MAX_MESSAGE_BYTES={max_bytes}")
     problem = envelope_problem(message)
-    return None if problem is None else ("malformed_message", problem)
+    return None if problem is None else (ErrorCode.MALFORMED_MESSAGE, problem)
 
 
 def envelope_problem(message: Message) -> str | None:
@@ -135,7 +136,7 @@ def envelope_problem(message: Message) -> str | None:
     return None
 
 
-def refuse(task: Task, message: Message, problem: str, *, code: str = "malformed_message") -> None:
+def refuse(task: Task, message: Message, problem: str, *, code: ErrorCode = ErrorCode.MALFORMED_MESSAGE) -> None:
     """Log a refused message and store its job's failed JobResult (when it has an id).
 
     A result backend that cannot be written raises: the message is then not acknowledged,

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from contract.codes import ErrorCode
 from contract.errors import InvalidJob
 from contract.schema_validation import schema_patterns
 
@@ -41,7 +42,8 @@ def utf8_size(text: str) -> int:
     try:
         return len(text.encode("utf-8"))
     except UnicodeEncodeError as exc:
-        raise InvalidJob(f"not Unicode text: {exc.reason} at character {exc.start}", code="invalid_unicode") from None
+        raise InvalidJob(f"not Unicode text: {exc.reason} at character {exc.start}",
+                         code=ErrorCode.INVALID_UNICODE) from None
 
 
 def _json_size(value: object) -> int:
@@ -64,10 +66,11 @@ def _breaches(job: dict[str, Any], limits: Limits) -> Iterator[InvalidJob]:
         yield from _conversation(messages, limits)
     document = job.get("document")
     if isinstance(document, str) and utf8_size(document) > limits.document_bytes:
-        yield _over("document_too_large", "the document", utf8_size(document), limits.document_bytes, "bytes")
+        yield _over(ErrorCode.DOCUMENT_TOO_LARGE, "the document", utf8_size(document), limits.document_bytes, "bytes")
     metadata = job.get("metadata")
     if isinstance(metadata, dict) and _json_size(metadata) > limits.metadata_bytes:
-        yield _over("metadata_too_large", "metadata", _json_size(metadata), limits.metadata_bytes, "bytes of JSON")
+        yield _over(ErrorCode.METADATA_TOO_LARGE, "metadata", _json_size(metadata), limits.metadata_bytes,
+                    "bytes of JSON")
     if isinstance(job.get("schema"), dict):
         yield from _schema(job["schema"], limits, [])
     quality = job.get("quality")
@@ -77,7 +80,7 @@ def _breaches(job: dict[str, Any], limits: Limits) -> Iterator[InvalidJob]:
 
 def _conversation(messages: list[Any], limits: Limits) -> Iterator[InvalidJob]:
     if len(messages) > limits.messages:
-        yield _over("too_many_messages", "messages", len(messages), limits.messages, "")
+        yield _over(ErrorCode.TOO_MANY_MESSAGES, "messages", len(messages), limits.messages, "")
         return
     size = 0
     for message in messages:
@@ -85,7 +88,7 @@ def _conversation(messages: list[Any], limits: Limits) -> Iterator[InvalidJob]:
         size += utf8_size(content) if isinstance(content, str) else 0
         if size > limits.job_bytes:
             yield InvalidJob(f"the conversation is over {limits.job_bytes} bytes of UTF-8 text "
-                             "(TIERLINE_MAX_JOB_BYTES)", code="job_too_large")
+                             "(TIERLINE_MAX_JOB_BYTES)", code=ErrorCode.JOB_TOO_LARGE)
             return
 
 
@@ -93,9 +96,10 @@ def _quality(quality: dict[str, Any], limits: Limits) -> Iterator[InvalidJob]:
     phrases = quality.get("refusal_phrases")
     if isinstance(phrases, list):
         if len(phrases) > limits.phrases:
-            yield _over("too_many_phrases", "refusal_phrases", len(phrases), limits.phrases, "")
+            yield _over(ErrorCode.TOO_MANY_PHRASES, "refusal_phrases", len(phrases), limits.phrases, "")
         if any(isinstance(p, str) and len(p) > limits.phrase_chars for p in phrases):
-            yield InvalidJob(f"a refusal phrase is over {limits.phrase_chars} characters", code="phrase_too_long")
+            yield InvalidJob(f"a refusal phrase is over {limits.phrase_chars} characters",
+                             code=ErrorCode.PHRASE_TOO_LONG)
     listed = [p for key in ("must_match", "must_not_match") if isinstance(quality.get(key), list)
               for p in quality[key]]
     if isinstance(quality.get("json_schema"), dict):
@@ -107,18 +111,18 @@ def _quality(quality: dict[str, Any], limits: Limits) -> Iterator[InvalidJob]:
 def _schema(schema: dict[str, Any], limits: Limits, listed: list[Any]) -> Iterator[InvalidJob]:
     size = _json_size(schema)
     if size > limits.schema_bytes:
-        yield _over("schema_too_large", "the JSON Schema", size, limits.schema_bytes, "bytes of JSON")
+        yield _over(ErrorCode.SCHEMA_TOO_LARGE, "the JSON Schema", size, limits.schema_bytes, "bytes of JSON")
         return
     yield from _patterns([*listed, *schema_patterns(schema)], limits)
 
 
 def _patterns(patterns: list[Any], limits: Limits) -> Iterator[InvalidJob]:
     if len(patterns) > limits.patterns:
-        yield _over("too_many_patterns", "patterns", len(patterns), limits.patterns, "")
+        yield _over(ErrorCode.TOO_MANY_PATTERNS, "patterns", len(patterns), limits.patterns, "")
     if any(isinstance(p, str) and len(p) > limits.pattern_chars for p in patterns):
-        yield InvalidJob(f"a pattern is over {limits.pattern_chars} characters", code="pattern_too_long")
+        yield InvalidJob(f"a pattern is over {limits.pattern_chars} characters", code=ErrorCode.PATTERN_TOO_LONG)
 
 
-def _over(code: str, what: str, size: int, limit: int, unit: str) -> InvalidJob:
+def _over(code: ErrorCode, what: str, size: int, limit: int, unit: str) -> InvalidJob:
     unit = f" {unit}" if unit else ""
     return InvalidJob(f"{what}: {size}{unit}, over the limit of {limit}{unit}", code=code)

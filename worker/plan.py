@@ -35,6 +35,11 @@ class Route:
     min_tier: int = 0
     pin_model: str | None = None
 
+    @property
+    def need(self) -> int:
+        """Context tokens a model needs for it: the conversation plus the output budget."""
+        return self.tokens + self.output_tokens
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -56,11 +61,7 @@ def plan(
     available: the models this worker can call (None: all of them); the others, whose
     provider has no key, are never candidates, not even when everything is busy.
     """
-    need = route.tokens + route.output_tokens
-    fitting = [
-        c for c in _ordered(route, catalog)
-        if c.model.context_tokens >= need and (available is None or c.model.name in available)
-    ]
+    fitting = [c for c in _ordered(route, catalog) if fits(c.model, route, available)]
     free = tuple(c for c in fitting if c.model.name not in busy)
     if free or not fitting:
         return Plan(free)
@@ -75,12 +76,21 @@ def stronger_tier(
     A quality escalation goes there: a tier whose models cannot hold the conversation, or
     cannot be called by this worker (available, as for `plan`), is passed over.
     """
-    need = route.tokens + route.output_tokens
     for position in range(tier + 1, len(catalog.tiers)):
-        if any(m.context_tokens >= need and (available is None or m.name in available)
-               for m in catalog.tiers[position].models):
+        if any(fits(m, route, available) for m in catalog.tiers[position].models):
             return position
     return None
+
+
+def fits(model: ModelSpec, route: Route, available: Container[str] | None = None) -> bool:
+    """Whether `model` can take `route`: its context holds the conversation plus the output
+    budget, and this worker can call it (`available`; None: every model)."""
+    return model.context_tokens >= route.need and (available is None or model.name in available)
+
+
+def first_tier(route: Route, catalog: Catalog) -> int:
+    """The tier the plan starts at: the policy's start tier, raised to `min_tier`, within the catalog."""
+    return min(max(route.start_tier, route.min_tier), len(catalog.tiers) - 1)
 
 
 def _ordered(route: Route, catalog: Catalog) -> Iterator[Candidate]:
@@ -90,7 +100,7 @@ def _ordered(route: Route, catalog: Catalog) -> Iterator[Candidate]:
             yield _candidate(catalog, found[0], found[1])
         return
     last = len(catalog.tiers) - 1
-    start = min(max(route.start_tier, route.min_tier), last)
+    start = first_tier(route, catalog)
     order = [*range(start, last + 1), *range(start - 1, route.min_tier - 1, -1)]
     for tier in order:
         for model in catalog.tiers[tier].models:

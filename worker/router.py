@@ -1,5 +1,6 @@
 """The router: count, plan, attempt, gate. Pure decisions are delegated to `plan`,
-`policies` and `quality`; this module does the I/O and keeps the record.
+`policies` and `quality`; the job's record (`worker.record`) keeps the attempts and
+builds the result; this module decides, calls, flags and counts.
 
 One attempt budget is shared by retries and fallbacks. Each attempt gets the full
 conversation and a timeout cut to what remains before the job's deadline.
@@ -14,8 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from contract.codes import KIND, ErrorCode
-from contract.schemas import Attempt, Carry, ErrorInfo, Escalation, Job, JobResult
+from contract.codes import ErrorCode
+from contract.schemas import Attempt, Carry, ErrorInfo, Job, JobResult
 from worker import errors, fallback, quality, tracing
 from worker.catalog import Catalog
 from worker.keys import BUSY_TTL_S
@@ -24,6 +25,7 @@ from worker.metrics import Metrics
 from worker.plan import Candidate, Plan, Route, plan
 from worker.policies import POLICIES
 from worker.providers.base import ChatRequest, ChatResponse, Provider
+from worker.record import Generation, JobRecord, Ladder
 from worker.state import RoutingState
 from worker.steering import steer
 from worker.tokens import TokenCount, TokenCounter
@@ -31,35 +33,11 @@ from worker.tokens import TokenCount, TokenCounter
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class JobRecord:
-    """The life of one job in this process: what it carried in, its deadline, its call."""
-
-    job_id: str
-    carry: Carry
-    deadline: float
-    routed: TokenCount | None = None
-    policy: str | None = None
-    in_flight: tuple[Candidate, float] | None = None
-    team: str | None = None
-    # The job payload's fingerprint, stored with its result (one id, one job).
-    fingerprint: str | None = None
-    # The decision is the result an earlier delivery stored: the metrics counted it then.
-    replayed: bool = False
-
-
 @dataclass(frozen=True)
 class Escalate:
     """Re-queue the job to `carry.min_tier` and up: the answer failed the quality gate."""
 
     carry: Carry
-
-
-@dataclass(frozen=True)
-class Generation:
-    candidate: Candidate
-    response: ChatResponse
-    attempt: Attempt
 
 
 Decision = JobResult | Escalate
@@ -111,25 +89,26 @@ class Router:
     def route(self, job: Job, record: JobRecord, busy: frozenset[str]) -> Decision:
         """Run `job` to a result, or to an escalation; `busy` are the flagged models."""
         route = self.route_for(job, record)
+        ladder = Ladder.of(record.carry)
         budget = self._live.budget(record.team) if self._live is not None else None
         if budget == "refuse":
-            return self.failed(record, ErrorInfo(code="budget_exceeded", message=(
+            return self.failed(record, ErrorInfo(code=ErrorCode.BUDGET_EXCEEDED, message=(
                 f"the daily budget of team {record.team or '*'!r} is spent; its jobs are refused until it resets")))
         if budget == "cheapest":
             self._metrics.incr("budget:cheapest")
             route = dataclasses.replace(route, start_tier=0)
-        chosen = self.plan_for(route, busy, key=f"{record.job_id}:{record.carry.level}")
+        chosen = self.plan_for(route, busy, key=f"{record.job_id}:{ladder.level}")
         if chosen.empty:
             return self.failed(record, self.no_fit(route))
         if chosen.all_busy:
             self._metrics.incr("routing:all_busy")
-        generated = self.generate(job, chosen, record)
+        generated = self.generate(job, chosen, record, ladder)
         if isinstance(generated, ErrorInfo):
             return self.failed(record, generated)
         verdict = quality.check(generated.response.content, job.quality)
         if verdict.ok:
             return self.succeeded(record, generated, verdict.parsed)
-        return self.escalate_or_fail(job, record, generated, verdict, route)
+        return self.escalate_or_fail(job, record, generated, verdict, route, ladder)
 
     def plan_for(self, route: Route, busy: frozenset[str], *, key: str = "") -> Plan:
         """The candidates for `route` among the models this worker can call and that are not
@@ -144,11 +123,11 @@ class Router:
         """Why `route` has no candidate: its pinned model or every model that fits is uncallable
         here (no key for its provider), or no model's context holds it."""
         if route.pin_model is not None and self._live is not None and route.pin_model in self._live.drained:
-            return ErrorInfo(code="model_unavailable", message=f"pinned model {route.pin_model!r} is drained")
+            return ErrorInfo(code=ErrorCode.MODEL_UNAVAILABLE, message=f"pinned model {route.pin_model!r} is drained")
         if route.pin_model is not None and route.pin_model not in self._providers:
             return ErrorInfo(code=ErrorCode.MODEL_UNAVAILABLE, message=f"pinned model {route.pin_model!r} "
                              "cannot be called by this worker: its provider has no key set")
-        need = route.tokens + route.output_tokens
+        need = route.need
         if not plan(route, frozenset(), self.catalog).empty:
             return ErrorInfo(code=ErrorCode.MODEL_UNAVAILABLE, message=(
                 f"the models whose context holds the conversation ({need} tokens with the output "
@@ -197,8 +176,11 @@ class Router:
         carry.routed_tokens, carry.routed_tokens_exact = count.tokens, count.exact
         return count
 
-    def generate(self, job: Job, chosen: Plan, record: JobRecord) -> Generation | ErrorInfo:
-        """Try the plan's candidates (then again from the top) within the attempt budget."""
+    def generate(self, job: Job, chosen: Plan, record: JobRecord, ladder: Ladder) -> Generation | ErrorInfo:
+        """Try the plan's candidates (then again from the top) within the attempt budget.
+
+        ladder: the escalation state of this generation (its level goes on each attempt).
+        """
         request = _request(job, record.job_id)
         candidates, turn = chosen.candidates, 0
         for n in range(self._config.attempt_budget):
@@ -209,7 +191,7 @@ class Router:
             remaining = record.deadline - self._clock()
             if remaining <= 0:
                 return ErrorInfo(code=ErrorCode.OUT_OF_TIME, message=_timeout_message(record))
-            outcome = self._attempt(request, candidate, record, min(candidate.timeout_s, remaining))
+            outcome = self._attempt(request, candidate, record, ladder, min(candidate.timeout_s, remaining))
             if isinstance(outcome, Generation | ErrorInfo):
                 return outcome
             self._sleep(fallback.backoff_s(n, step_s=self._config.backoff_s, left_s=record.deadline - self._clock()))
@@ -238,179 +220,117 @@ class Router:
                 waits.append(admission.wait_s)
             wait = min(waits)
             if not self._config.rate_limit_wait or self._clock() + wait >= record.deadline:
-                return ErrorInfo(code="rate_limited", message=(
+                return ErrorInfo(code=ErrorCode.RATE_LIMITED, message=(
                     f"every candidate is at its shared rate limit ({len(candidates)} tried); "
                     f"the first frees up in {wait:.1f}s"))
             self._sleep(wait)
 
     def _attempt(
-        self, request: ChatRequest, candidate: Candidate, record: JobRecord, timeout_s: float
+        self, request: ChatRequest, candidate: Candidate, record: JobRecord, ladder: Ladder, timeout_s: float
     ) -> Generation | ErrorInfo | None:
         """One call. A Generation or a final error ends the loop; None moves on.
 
-        Anything else raised (the soft time limit) leaves `record.in_flight` set, so the
-        interrupted call is still listed in the result.
+        Anything else raised (the soft time limit) leaves the call in the record as under
+        way, so the interrupted call is still listed in the result.
         """
         provider = self._providers[candidate.model.name]
         with tracing.attempt_span(model=candidate.model.name, provider=provider.name, tier=candidate.tier_name) as span:
             started = self._clock()
-            record.in_flight = (candidate, started)
-            outcome: Generation | ErrorInfo | None
+            record.call_started(candidate, provider.name, started, ladder.level)
             try:
                 response = provider.chat(_for_model(request, candidate.model.name), timeout_s=timeout_s)
             except errors.ProviderError as exc:
-                record.in_flight = None
-                outcome = self._provider_failed(record, candidate, provider, exc, started)
-            else:
-                record.in_flight = None
-                outcome = self._generated(record, candidate, provider, response, request, started)
-            tracing.describe_attempt(span, record.carry.attempts[-1])
-        return outcome
+                failed = self._provider_failed(record, candidate, provider, exc, started)
+                tracing.describe_attempt(span, record.carry.attempts[-1])
+                return failed
+            tokens = self._tokens(request, response)
+            generated = record.call_answered(response, tokens=tokens, latency_ms=(self._clock() - started) * 1000)
+            tracing.describe_attempt(span, generated.attempt)
+        self._metrics.incr("attempts:ok")
+        if self._live is not None:
+            self._live.attempted(candidate.model.name, ok=True, latency_ms=generated.attempt.latency_ms)
+        return generated
 
     def _provider_failed(
         self, record: JobRecord, candidate: Candidate, provider: Provider,
         exc: errors.ProviderError, started: float,
     ) -> ErrorInfo | None:
         """Record a failed call; flag the model as its failure kind says (`fallback.on_failure`)."""
-        decision = fallback.on_failure(exc, busy_ttl_s=self._config.busy_ttl_s)
-        if isinstance(exc, errors.ConfigurationError):
-            log.error(
-                "configuration failure job=%s model=%s provider=%s code=%s: %s; model disabled for %ss",
-                record.job_id, candidate.model.name, provider.name, exc.code, exc, decision.busy_ttl_s,
-            )
-        self._failed_attempt(record, candidate, provider, exc, started, decision.busy_ttl_s)
-        if decision.ends_job:
-            return ErrorInfo(code=exc.code, message=f"{candidate.model.name} refused the request: {exc}")
-        return None
-
-    def _failed_attempt(
-        self, record: JobRecord, candidate: Candidate, provider: Provider,
-        exc: errors.ProviderError, started: float, busy_ttl_s: float | None,
-    ) -> None:
         latency_ms = (self._clock() - started) * 1000
-        record.carry.attempts.append(Attempt(
-            model=candidate.model.name, tier=candidate.tier_name, provider=provider.name,
-            outcome=exc.kind, error_kind=exc.kind, error_code=exc.code,  # type: ignore[arg-type]
-            latency_ms=round(latency_ms, 3), level=record.carry.level,
-        ))
+        record.call_failed(exc, latency_ms=latency_ms)
         self._metrics.incr(f"attempts:{exc.kind}")
         log.warning(
             "attempt failed job=%s model=%s tier=%s attempt=%d kind=%s code=%s",
             record.job_id, candidate.model.name, candidate.tier_name,
             len(record.carry.attempts), exc.kind, exc.code,
         )
-        if busy_ttl_s is not None and self._live is not None:
-            self._live.attempted(candidate.model.name, ok=False, latency_ms=latency_ms)
-        if busy_ttl_s is not None:
-            self._state.mark_busy(candidate.model.name, ttl_s=busy_ttl_s, reason=f"{exc.kind}:{exc.code}")
+        decision = fallback.on_failure(exc, busy_ttl_s=self._config.busy_ttl_s)
+        if isinstance(exc, errors.ConfigurationError):
+            log.error(
+                "configuration failure job=%s model=%s provider=%s code=%s: %s; model disabled for %ss",
+                record.job_id, candidate.model.name, provider.name, exc.code, exc, decision.busy_ttl_s,
+            )
+        if decision.busy_ttl_s is not None:
+            if self._live is not None:
+                self._live.attempted(candidate.model.name, ok=False, latency_ms=latency_ms)
+            self._state.mark_busy(candidate.model.name, ttl_s=decision.busy_ttl_s, reason=f"{exc.kind}:{exc.code}")
+        if decision.ends_job:
+            return ErrorInfo(code=exc.code, message=f"{candidate.model.name} refused the request: {exc}")
+        return None
 
-    def _generated(
-        self, record: JobRecord, candidate: Candidate, provider: Provider,
-        response: ChatResponse, request: ChatRequest, started: float,
-    ) -> Generation:
+    def _tokens(self, request: ChatRequest, response: ChatResponse) -> tuple[int, int]:
+        """Tokens in and out of a call: the provider's usage, else counted here."""
         tokens_in = response.tokens_in
         if tokens_in is None:
             tokens_in = self._counter.conversation([m["content"] for m in request.messages]).tokens
         tokens_out = response.tokens_out
         if tokens_out is None:
             tokens_out = self._counter.text(response.content)
-        attempt = Attempt(
-            model=candidate.model.name, tier=candidate.tier_name, provider=provider.name,
-            outcome="ok", latency_ms=round((self._clock() - started) * 1000, 3),
-            tokens_in=tokens_in, tokens_out=tokens_out,
-            cost_usd=candidate.model.cost_usd(tokens_in, tokens_out), level=record.carry.level,
-        )
-        record.carry.attempts.append(attempt)
-        self._metrics.incr("attempts:ok")
-        if self._live is not None:
-            self._live.attempted(candidate.model.name, ok=True, latency_ms=attempt.latency_ms)
-        return Generation(candidate, response, attempt)
+        return tokens_in, tokens_out
 
     def escalate_or_fail(
-        self, job: Job, record: JobRecord, generated: Generation, verdict: quality.Verdict, route: Route
+        self, job: Job, record: JobRecord, generated: Generation, verdict: quality.Verdict, route: Route,
+        ladder: Ladder,
     ) -> Decision:
-        """Record the failed check; Escalate to the next tier that can take `route` if the
-        bound allows, else fail `quality` with the answer attached."""
-        carry = record.carry
+        """Record the failed check; move `ladder` up to the next tier that can take `route` and
+        Escalate there if the bound allows, else fail `quality` with the answer attached."""
         stronger = fallback.escalation_tier(
-            route, generated.candidate.tier, carry.level, self.catalog,
+            route, generated.candidate.tier, ladder.level, self.catalog,
             max_escalations=self._config.max_escalations, available=self._providers.keys(),
         )
         to_tier = self.catalog.tiers[stronger].name if stronger is not None else None
-        generated.attempt.rejected = verdict.check
-        carry.escalations.append(Escalation(
-            from_tier=generated.candidate.tier_name, to_tier=to_tier,
-            model=generated.candidate.model.name, check=verdict.check, reason=verdict.reason,
-        ))
+        record.rejected(generated, check=verdict.check, reason=verdict.reason, to_tier=to_tier)
         self._metrics.incr(f"quality:{verdict.check}")
         log.info(
             "quality check failed job=%s model=%s tier=%s check=%s next=%s",
             record.job_id, generated.candidate.model.name, generated.candidate.tier_name,
             verdict.check, to_tier or "none",
         )
-        if stronger is not None:
-            carry.level += 1
-            carry.min_tier = stronger
-            return Escalate(carry)
-        error = ErrorInfo(code=ErrorCode.QUALITY, message=f"{verdict.check}: {verdict.reason}")
-        return self._result(record, "failed", error=error, generated=generated)
+        if stronger is None:
+            error = ErrorInfo(code=ErrorCode.QUALITY, message=f"{verdict.check}: {verdict.reason}")
+            return self._counted(record, record.failed(error, generated=generated))
+        ladder.level += 1
+        ladder.min_tier = stronger
+        return Escalate(record.escalated(ladder))
 
     def succeeded(self, record: JobRecord, generated: Generation, parsed: Any) -> JobResult:
-        return self._result(record, "succeeded", generated=generated, parsed=parsed)
+        return self._counted(record, record.succeeded(generated, parsed))
 
     def failed(self, record: JobRecord, error: ErrorInfo) -> JobResult:
-        return self._result(record, "failed", error=error)
+        return self._counted(record, record.failed(error))
 
-    def interrupted(self, record: JobRecord, message: str, *, code: str = ErrorCode.OUT_OF_TIME) -> JobResult:
+    def interrupted(self, record: JobRecord, message: str, *, code: ErrorCode = ErrorCode.OUT_OF_TIME) -> JobResult:
         """The job ran out of time mid-call: list the call that was cut short."""
-        cut = self.in_flight_attempt(record)
-        if cut is not None:
-            record.carry.attempts.append(cut)
-            record.in_flight = None
+        record.call_cut_short(self._clock())
         return self.failed(record, ErrorInfo(code=code, message=message))
 
     def attempts_so_far(self, record: JobRecord) -> list[Attempt]:
-        """The job's attempts, its call in flight listed as interrupted (for its journal)."""
-        cut = self.in_flight_attempt(record, code=ErrorCode.PROCESS_STOPPED)
-        return [*record.carry.attempts, *([cut] if cut is not None else [])]
+        """The job's attempts, its call under way listed as interrupted (for its journal)."""
+        return record.attempts_so_far(self._clock())
 
-    def in_flight_attempt(self, record: JobRecord, *, code: str = ErrorCode.SOFT_TIME_LIMIT) -> Attempt | None:
-        """The call the job is making now, as an attempt cut short (`code` says by what);
-        None between calls."""
-        in_flight = record.in_flight
-        if in_flight is None:
-            return None
-        candidate, started = in_flight
-        return Attempt(
-            model=candidate.model.name, tier=candidate.tier_name,
-            provider=self._providers[candidate.model.name].name,
-            outcome="interrupted", error_kind=KIND[ErrorCode(code)], error_code=code,
-            latency_ms=round((self._clock() - started) * 1000, 3), level=record.carry.level,
-        )
-
-    def _result(
-        self, record: JobRecord, status: str, *, error: ErrorInfo | None = None,
-        generated: Generation | None = None, parsed: Any = None,
-    ) -> JobResult:
-        attempts = record.carry.attempts
-        routed = record.routed
-        result = JobResult(
-            job_id=record.job_id, status=status, error=error,  # type: ignore[arg-type]
-            content=generated.response.content if generated else None, parsed=parsed,
-            finish_reason=generated.response.finish_reason if generated else None,
-            model=generated.candidate.model.name if generated else None,
-            tier=generated.candidate.tier_name if generated else None,
-            provider=generated.attempt.provider if generated else None,
-            tokens_in=sum(a.tokens_in for a in attempts),
-            tokens_out=sum(a.tokens_out for a in attempts),
-            cost_usd=sum(a.cost_usd for a in attempts),
-            latency_ms=round((time.time() - record.carry.started_at) * 1000, 3),
-            routed_tokens=routed.tokens if routed else 0,
-            routed_tokens_exact=routed.exact if routed else True,
-            policy=record.policy, attempts=attempts, escalations=record.carry.escalations,
-            fingerprint=record.fingerprint,
-        )
-        self._metrics.incr(f"jobs:{status}" + (f":{error.code}" if error else ""))
+    def _counted(self, record: JobRecord, result: JobResult) -> JobResult:
+        """`result`, counted, and its cost spent from the team's daily budget."""
+        self._metrics.incr(f"jobs:{result.status}" + (f":{result.error.code}" if result.error else ""))
         if self._live is not None:
             self._live.spent(record.team, result.cost_usd)
         return result

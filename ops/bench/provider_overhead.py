@@ -37,7 +37,8 @@ from worker.metrics import Metrics
 from worker.providers.base import ChatRequest, Provider
 from worker.providers.mistral import NO_RETRY, MistralProvider
 from worker.providers.openai import OpenAIProvider
-from worker.router import JobRecord, Router, RouterConfig
+from worker.record import JobRecord
+from worker.router import Router, RouterConfig
 from worker.state import RoutingState
 from worker.tokens import TokenCounter
 

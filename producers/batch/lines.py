@@ -77,9 +77,10 @@ def _check_unicode(value: object) -> None:
     try:
         json.dumps(value, ensure_ascii=False).encode()
     except UnicodeEncodeError as exc:
-        raise InvalidJob(f"not Unicode text: {exc.reason} at character {exc.start}", code="invalid_unicode") from None
+        raise InvalidJob(f"not Unicode text: {exc.reason} at character {exc.start}",
+                         code=ErrorCode.INVALID_UNICODE) from None
     except (TypeError, ValueError, RecursionError) as exc:
-        raise InvalidJob(f"not a JSON line: {str(exc)[:200]}", code="invalid_json") from None
+        raise InvalidJob(f"not a JSON line: {str(exc)[:200]}", code=ErrorCode.INVALID_JSON) from None
 
 
 def custom_id_of(obj: Mapping[str, Any], number: int) -> str:
