@@ -15,7 +15,8 @@ from worker.providers.rate_headers import DEFAULT_RESET_S, Remaining, remaining
       "x-ratelimit-reset-requests": "20ms", "x-ratelimit-reset-tokens": "1m30.5s"}, Remaining(0, 10, 90.5)),
     ({"x-ratelimitbysize-remaining-minute": "467998", "ratelimitbysize-reset": "18"}, Remaining(None, 467998, 18.0)),
     ({"x-ratelimit-remaining-requests": "5"}, Remaining(5, None, DEFAULT_RESET_S)),
-    ({"x-ratelimit-remaining-requests": "5", "x-ratelimit-reset-requests": "soon"}, Remaining(5, None, DEFAULT_RESET_S)),
+    ({"x-ratelimit-remaining-requests": "5", "x-ratelimit-reset-requests": "soon"},
+     Remaining(5, None, DEFAULT_RESET_S)),
 ])
 def test_what_is_left(headers: dict[str, str], expected: Remaining) -> None:
     assert remaining(httpx2.Headers(headers)) == expected
