@@ -138,12 +138,19 @@ class TaskEvents:
 
     def wait_for(self, kind: str, task_id: str, timeout_s: float = 30) -> dict[str, Any]:
         """The first event of `kind` (``task-succeeded``, say) about task `task_id`."""
+        return self._first(task_id, (kind,), timeout_s)
+
+    def ended(self, task_id: str, timeout_s: float = 30) -> dict[str, Any]:
+        """The event that ended task `task_id`: ``task-succeeded`` or ``task-failed``."""
+        return self._first(task_id, ("task-succeeded", "task-failed"), timeout_s)
+
+    def _first(self, task_id: str, kinds: tuple[str, ...], timeout_s: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
         while True:
-            found = [e for e in self.seen if e.get("type") == kind and e.get("uuid") == task_id]
+            found = [e for e in self.about(task_id) if e.get("type") in kinds]
             if found:
                 return found[0]
-            assert time.monotonic() < deadline, f"no {kind} event for {task_id}"
+            assert time.monotonic() < deadline, f"no {' or '.join(kinds)} event for {task_id}"
             next(self._events)
 
     def about(self, task_id: str) -> list[dict[str, Any]]:
