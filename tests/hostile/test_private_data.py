@@ -120,6 +120,7 @@ def test_chunk_and_merge_events_carry_a_summary_not_the_answers(chunking: Runnin
     assert "tokens=" in shown["shown-doc"] and "cost=" in shown["shown-doc"]
     about = json.dumps([e for task_id in ids for e in events.about(task_id)])
     assert "Zq4471" not in about and "Yx9902" not in about
+    assert "Zq4471" not in chunking.log()  # nor Celery's log line of each task's return value
 
 
 def test_an_escalated_one_chunk_document_shows_a_summary(chunking: RunningWorker) -> None:
