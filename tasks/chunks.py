@@ -2,10 +2,17 @@
 
 A chunk task extracts one chunk under its own time limits, on whichever worker takes
 it, and re-queues itself one tier up (same task id, same place in the chord) when its
-answer is poor. Its task id is ``<job id>:chunk:<i>``: a redelivered chunk whose result
-is stored returns it without calling a provider (`tasks.delivery`). The merge step runs
-once every chunk has a result, under the document's job id, and stores the document's
-one JobResult there.
+answer is poor; the carry it takes along is sealed, and a carry without a valid seal
+fails the chunk (`forged_carry`). Its task id is ``<job id>:chunk:<i>``: a redelivered
+chunk whose result is stored returns it without calling a provider (`tasks.delivery`).
+The merge step runs once every chunk has a result, under the document's job id, and
+stores the document's one JobResult there.
+
+Both return a `StoredResult`: events, Flower and logs see a summary, never the answers.
+With ``TIERLINE_REDACT_RESULTS`` the document's result is redacted before it is stored;
+the parts of a document of several chunks are stored as they are (the merge needs the
+values the answers gave, unmerged duplicates and schema patterns included) and the merge
+releases them as soon as the document's result is made.
 """
 
 from __future__ import annotations
@@ -19,38 +26,42 @@ from celery import Task
 from contract.codes import ErrorCode
 from contract.errors import JobFailed
 from contract.names import TASK_EXTRACT_CHUNK, TASK_EXTRACT_MERGE
-from contract.schemas import ErrorInfo, JobResult, parse_chunk_job, parse_merge_job
+from contract.schemas import Carry, ErrorInfo, JobResult, parse_chunk_job, parse_merge_job
+from results import ResultsUnavailable, store_for
 from tasks.delivery import count_overhead, deliver, finishing, stored_result
 from tasks.extraction import log_result
-from tasks.requeue import carried, requeue
+from tasks.requeue import FORGED, carried, requeue
 from worker import errors, tracing
 from worker.celery import app
 from worker.extractor import Extractor
 from worker.record import JobRecord
 from worker.router import Decision, Escalate
 from worker.runtime import Runtime, runtime
-from worker.shown_results import returned
+from worker.shown_results import StoredResult, returned, stored
 
 log = logging.getLogger(__name__)
 
 
 @app.task(name=TASK_EXTRACT_CHUNK, bind=True, throws=(JobFailed,))
-def extract_chunk(self: Task, *args: Any, **kwargs: Any) -> Any:
+def extract_chunk(self: Task, *args: Any, **kwargs: Any) -> StoredResult:
     """Extract the chunk in ``kwargs["job"]``; return its JobResult (or re-queue it).
 
-    A chunk of a chord returns its JobResult, failed or not (the merge reads it); the one
+    A chunk of several returns its JobResult, failed or not (the merge reads it); the one
     chunk of a one-chunk document re-queued under the document's id is the document's
     result: counted in the metrics, and a failed one ends `JobFailed` (FAILURE)."""
     started = time.monotonic()
     rt = runtime()
-    record = JobRecord(str(self.request.id), carried(kwargs.pop("carry", None)), deadline=rt.deadline(started))
+    job_id = str(self.request.id)
+    carry = carried(job_id, kwargs.pop("carry", None), rt.carry_secret)
+    record = JobRecord(job_id, carry or Carry(started_at=time.time()), deadline=rt.deadline(started))
     extractor = Extractor(rt.router, rt.state, rt.counter, rt.metrics)
-    document = not self.request.chord
+    document = not _part_of_many(kwargs.get("job"))
     with (tracing.delivery_span(self.request, task=self.name, job_id=record.job_id, level=record.carry.level) as span,
           rt.soft_limit(started)):
         earlier_attempts = len(record.carry.attempts)
         decision = deliver(self, rt, record, args, kwargs, parse=parse_chunk_job,
-                           run=lambda job, busy: extractor.chunk(job, record, busy))
+                           run=lambda job, busy: extractor.chunk(job, record, busy),
+                           ) if carry is not None else rt.router.failed(record, FORGED)
         if isinstance(decision, JobResult):
             if document and not record.replayed:
                 rt.count_result(decision, None)
@@ -59,25 +70,34 @@ def extract_chunk(self: Task, *args: Any, **kwargs: Any) -> Any:
         return finishing(record.job_id, lambda: _record_chunk(self, rt, decision, kwargs, document=document))
 
 
-def _record_chunk(task: Task, rt: Runtime, decision: Decision, kwargs: dict[str, Any], *, document: bool) -> Any:
+def _record_chunk(
+    task: Task, rt: Runtime, decision: Decision, kwargs: dict[str, Any], *, document: bool
+) -> StoredResult:
     rt.flush_metrics()
     if isinstance(decision, Escalate):
-        return requeue(task, TASK_EXTRACT_CHUNK, kwargs.get("job"), decision.carry)
+        return requeue(task, TASK_EXTRACT_CHUNK, kwargs.get("job"), decision.carry)  # type: ignore[no-any-return]
     log_result("chunk done", decision)
     if document:
         return returned(decision, redact=rt.settings.redact_results)
-    return decision.model_dump(mode="json")
+    return stored(decision, redact=False)  # the merge redacts the document's result
+
+
+def _part_of_many(job: object) -> bool:
+    """Whether the chunk is one of several (merged later), not a one-chunk document's own."""
+    total = job.get("chunk_total") if isinstance(job, dict) else None
+    return isinstance(total, int) and total > 1
 
 
 @app.task(name=TASK_EXTRACT_MERGE, bind=True, throws=(JobFailed,))
-def extract_merge(self: Task, results: object = None, **kwargs: Any) -> Any:
+def extract_merge(self: Task, results: object = None, **kwargs: Any) -> StoredResult:
     """Merge the chunk results the chord hands over into the document's JobResult (a failed
     document's task ends with `JobFailed` carrying it: FAILURE in Flower)."""
     rt = runtime()
     job_id = str(self.request.id)
-    stored = stored_result(self, job_id)  # a redelivered merge: its result is already stored
-    if stored is not None:
-        return returned(stored, redact=False)  # redacted, if at all, when it was stored
+    earlier = stored_result(self, job_id)  # a redelivered merge: its result is already stored
+    if earlier is not None:
+        return returned(earlier, redact=False)  # redacted, if at all, when it was stored
+    parts: list[JobResult] = []
     try:
         job = parse_merge_job(kwargs.get("merge"))
         parts = [JobResult.model_validate(r) for r in (results if isinstance(results, list) else [])]
@@ -91,4 +111,14 @@ def extract_merge(self: Task, results: object = None, **kwargs: Any) -> Any:
     rt.count_result(result, None)
     rt.flush_metrics()
     log_result("extraction done", result)
+    if rt.settings.redact_results:
+        _release_parts(self, job_id, [p.job_id for p in parts])
     return finishing(job_id, lambda: returned(result, redact=rt.settings.redact_results))
+
+
+def _release_parts(task: Task, job_id: str, part_ids: list[str]) -> None:
+    """Free the parts' unredacted results now that the document's is made (else they expire)."""
+    try:
+        store_for(task.backend).release(part_ids)
+    except ResultsUnavailable:
+        log.warning("chunk results of job=%s not released: they expire with the result expiry", job_id)

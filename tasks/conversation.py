@@ -12,13 +12,12 @@ from typing import Any
 
 from celery import Task
 
-from contract.codes import ErrorCode
 from contract.errors import JobFailed
 from contract.names import QUEUE_CONVERSATIONS, TASK_COMPLETE
-from contract.schemas import Carry, ErrorInfo, JobResult, parse_job
+from contract.schemas import Carry, JobResult, parse_job
 from tasks.delivery import count_overhead, deliver, finishing
-from tasks.requeue import requeue
-from worker import carry_seal, tracing
+from tasks.requeue import FORGED, carried, requeue
+from worker import tracing
 from worker.celery import app
 from worker.record import JobRecord
 from worker.router import Decision, Escalate
@@ -36,15 +35,13 @@ def complete(self: Task, *args: Any, **kwargs: Any) -> StoredResult:
     started = time.monotonic()  # the soft limit runs from here, not from when runtime() is built
     rt = runtime()
     job_id = str(self.request.id)
-    carry = _carry(job_id, kwargs.pop("carry", None), rt)
+    carry = carried(job_id, kwargs.pop("carry", None), rt.carry_secret)
     record = JobRecord(job_id, carry or Carry(started_at=time.time()), deadline=rt.deadline(started))
     level = record.carry.level
     with (tracing.delivery_span(self.request, task=self.name, job_id=job_id, level=level) as span,
           rt.soft_limit(started)):
         earlier_attempts = len(record.carry.attempts)
-        decision = _decide(self, rt, record, args, kwargs) if carry is not None else rt.router.failed(
-            record, ErrorInfo(
-            code=ErrorCode.FORGED_CARRY, message="the message's carry is not sealed by a tierline worker"))
+        decision = _decide(self, rt, record, args, kwargs) if carry is not None else rt.router.failed(record, FORGED)
         if isinstance(decision, JobResult):
             if not record.replayed:
                 rt.count_result(decision, kwargs.get("job", args[0] if args else None))
@@ -88,18 +85,3 @@ def _decide(
     return deliver(task, rt, record, args, kwargs, parse=parse_job,
                    run=lambda job, busy: rt.router.route(job, record, busy))
 
-
-def _carry(job_id: str, raw: object, rt: Runtime) -> Carry | None:
-    """The carry a re-queued job brings (a fresh one for a first delivery); None when it is
-    not sealed by a worker: a hand-made message may not set routed tokens, tier or costs."""
-    if raw is None:
-        return Carry(started_at=time.time())
-    opened = carry_seal.opened(job_id, raw, rt.carry_secret)
-    if opened is None:
-        log.warning("refused a forged carry job=%s", job_id)
-        return None
-    try:
-        return Carry.model_validate(opened)
-    except ValueError:
-        log.warning("refused a malformed carry job=%s", job_id)
-        return None

@@ -8,7 +8,8 @@ from typing import Any
 
 from celery import Task
 
-from contract.schemas import Carry
+from contract.codes import ErrorCode
+from contract.schemas import Carry, ErrorInfo
 from worker import carry_seal, tracing
 from worker.runtime import runtime
 
@@ -39,13 +40,24 @@ def escalated(carry: Carry) -> str:
     return f"{{escalated: {path}, level: {carry.level}}}"
 
 
-def carried(raw: object) -> Carry:
-    """The carry a re-queued chunk message brings (a fresh one for a first delivery).
+def carried(job_id: str, raw: object, secret: bytes) -> Carry | None:
+    """The carry a re-queued message brings (a fresh one for a first delivery); None when it
+    is not sealed by a worker for `job_id`: a hand-made message may not set routed tokens,
+    tier, attempts or costs.
 
-    Its seal is dropped, not checked: only conversation jobs refuse a forged carry so far."""
-    if isinstance(raw, dict):
-        try:
-            return Carry.model_validate({k: v for k, v in raw.items() if k != carry_seal.SEAL})
-        except ValueError:
-            log.warning("ignoring a malformed carry")
-    return Carry(started_at=time.time())
+    secret: the workers' carry key (`Runtime.carry_secret`).
+    """
+    if raw is None:
+        return Carry(started_at=time.time())
+    opened = carry_seal.opened(job_id, raw, secret)
+    if opened is None:
+        log.warning("refused a forged carry job=%s", job_id)
+        return None
+    try:
+        return Carry.model_validate(opened)
+    except ValueError:
+        log.warning("refused a malformed carry job=%s", job_id)
+        return None
+
+
+FORGED = ErrorInfo(code=ErrorCode.FORGED_CARRY, message="the message's carry is not sealed by a tierline worker")

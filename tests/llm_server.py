@@ -86,8 +86,9 @@ class LLMServer:
         self._thread.join(timeout=5)
 
     # -- behaviours -------------------------------------------------------------------
-    def answer(self, model: str) -> None:
-        self._set(model, Behaviour())
+    def answer(self, model: str, *, headers: dict[str, str] | None = None) -> None:
+        """Answer normally, with `headers` (say, rate-limit headers) on every 200."""
+        self._set(model, Behaviour(headers=headers or {}))
 
     def slow(self, model: str, delay_s: float) -> None:
         self._set(model, Behaviour("slow", delay_s=delay_s))
@@ -248,4 +249,4 @@ def _reply(behaviour: Behaviour, body: dict[str, Any]) -> tuple[int, str, dict[s
         return 200, '{"id": "chatcmpl-broken", "choices": [', {}
     if behaviour.kind == "empty":
         return 200, json.dumps(completion(model, messages, content="")), {}
-    return 200, json.dumps(completion(model, messages, usage=_USAGE.get(behaviour.kind, "full"))), {}
+    return 200, json.dumps(completion(model, messages, usage=_USAGE.get(behaviour.kind, "full"))), behaviour.headers

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -119,3 +120,53 @@ def running_worker(
     finally:
         client.flushdb()
         client.close()
+
+
+class TaskEvents:
+    """The task events a monitor such as Flower receives, from the moment this is opened.
+
+    `next_event` waits for one more event (a worker's heartbeat comes every 2 s, so a wait
+    never hangs); `wait_for` drains until the event asked for has come.
+    """
+
+    def __init__(self, app: Celery) -> None:
+        self.seen: list[dict[str, Any]] = []
+        self._connection = app.connection_for_read()
+        receiver = app.events.Receiver(self._connection, handlers={"*": self.seen.append})
+        self._events = receiver.itercapture(limit=None, timeout=30, wakeup=True)
+        next(self._events)  # subscribed: the workers answered the wake-up with an event
+
+    def wait_for(self, kind: str, task_id: str, timeout_s: float = 30) -> dict[str, Any]:
+        """The first event of `kind` (``task-succeeded``, say) about task `task_id`."""
+        return self._first(task_id, (kind,), timeout_s)
+
+    def ended(self, task_id: str, timeout_s: float = 30) -> dict[str, Any]:
+        """The event that ended task `task_id`: ``task-succeeded`` or ``task-failed``."""
+        return self._first(task_id, ("task-succeeded", "task-failed"), timeout_s)
+
+    def _first(self, task_id: str, kinds: tuple[str, ...], timeout_s: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = [e for e in self.about(task_id) if e.get("type") in kinds]
+            if found:
+                return found[0]
+            assert time.monotonic() < deadline, f"no {' or '.join(kinds)} event for {task_id}"
+            next(self._events)
+
+    def about(self, task_id: str) -> list[dict[str, Any]]:
+        """Every event seen so far about task `task_id`."""
+        return [e for e in self.seen if e.get("uuid") == task_id]
+
+    def close(self) -> None:
+        self._events.close()
+        self._connection.release()
+
+
+@contextmanager
+def task_events(app: Celery) -> Iterator[TaskEvents]:
+    """`with task_events(worker.app) as events:` the task events sent from now on."""
+    events = TaskEvents(app)
+    try:
+        yield events
+    finally:
+        events.close()

@@ -109,15 +109,23 @@ LIMIT = 10
 
 
 @pytest.mark.timeout(180)
-def test_two_workers_share_a_limit_counted_at_the_provider(
-    redis_base_url: str, tmp_path: Path, llm_server: LLMServer
-) -> None:
+def on_loopback(llm_server: LLMServer, tmp: Path) -> tuple[Path, dict[str, Any]]:
+    """A small and a large Mistral model on the loopback server: the catalog file and the
+    worker's environment (the server's records cleared)."""
     llm_server.reset()
-    catalog_file = tmp_path / "limited.toml"
+    catalog_file = tmp / "limited.toml"
     catalog_file.write_text(catalog_toml(
         Tier("small", (MISTRAL_SMALL,), max_tokens=3000, timeout_s=5.0), Tier("large", (MISTRAL_LARGE,))))
     env = {"MISTRAL_API_KEY": "sk-test-limit", "TIERLINE_MISTRAL_BASE_URL": llm_server.url,
-           "TIERLINE_CATALOG_PATH": str(catalog_file), "TIERLINE_RATE_LIMIT_WINDOW_S": WINDOW_S}
+           "TIERLINE_CATALOG_PATH": str(catalog_file)}
+    return catalog_file, env
+
+
+def test_two_workers_share_a_limit_counted_at_the_provider(
+    redis_base_url: str, tmp_path: Path, llm_server: LLMServer
+) -> None:
+    catalog_file, env = on_loopback(llm_server, tmp_path)
+    env["TIERLINE_RATE_LIMIT_WINDOW_S"] = WINDOW_S
     with worker_pair(redis_base_url, tmp_path, env) as (one, two):
         # A fresh process's first call pays the SDK's lazy set-up between admission and the
         # request: warm every process up first, so the server sees calls when they were admitted.
@@ -212,3 +220,21 @@ def test_a_shadow_models_answers_never_reach_a_job_result(worker: RunningWorker)
         assert shadow_table({LARGE: stats}).row_count == 1
     finally:
         s.rollback(0, catalog, by="test")
+
+
+def test_a_providers_rate_limit_headers_tighten_the_shared_limit(
+    redis_base_url: str, tmp_path: Path, llm_server: LLMServer
+) -> None:
+    catalog_file, env = on_loopback(llm_server, tmp_path)
+    with running_worker(redis_base_url, _next_database(), tmp_path, env=env) as worker:
+        # Given a generous shared limit on the small model, whose provider says, on its
+        # first answer, that no call is left for the next 30 s
+        store(worker).change(lambda o: ov.set_limit(o, SMALL, ov.RateLimit(rpm=1000)),
+                             parse_catalog(catalog_file.read_text()), by="test", what="limit")
+        llm_server.answer(SMALL, headers={"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "30s"})
+        # When jobs come one after another
+        results = [run(worker, 1)[0] for _ in range(6)]
+    # Then the small model got one call, and the others went to the next candidate
+    assert all(r.ok for r in results)
+    assert [r.model for r in results] == [SMALL] + [LARGE] * 5
+    assert llm_server.count(SMALL) == 1

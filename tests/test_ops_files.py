@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import base64
-import itertools
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from producers.client import submit
+from tests.flower_view import TIERLINE_CLI, get, running_flower, seen_by, task_view
 from tests.support import ROOT, RunningWorker
 from worker.providers.simulated import Behaviour, Script
 
 SECRET = "patient record 4471-XYZ, do not leak"
-ANSWERED = "Zq4471private"
 
 
 def test_compose_file_is_valid() -> None:
@@ -45,34 +39,11 @@ def test_compose_file_is_valid() -> None:
     assert "noeviction" in (ROOT / "ops" / "redis" / "redis.conf").read_text()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-TIERLINE_CLI = [sys.executable, "-c", "from operators.cli import main; main()"]
-
-
 @pytest.fixture
 def flower(worker: RunningWorker) -> Iterator[str]:
     """`tierline flower` (what docker-compose runs) on the worker's broker, with basic auth."""
-    port = _free_port()
-    env = dict(os.environ, REDIS_URL=worker.url, FLOWER_BASIC_AUTH="ops:s3cret", PYTHONPATH=str(ROOT))
-    process = subprocess.Popen([*TIERLINE_CLI, "flower", f"--port={port}"],
-                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=1)
-        except urllib.error.HTTPError:
-            break  # answering (401)
-        except OSError:
-            time.sleep(0.2)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
+    with running_flower(worker) as url:
+        yield url
 
 
 @pytest.mark.parametrize("auth", [None, "", "admin", "admin:", ":pw", "a:b,c"])
@@ -97,61 +68,26 @@ def test_tierline_flower_listens_on_loopback_unless_told_otherwise() -> None:
     assert credentials_problem({"FLOWER_BASIC_AUTH": "a:b,c:d"}) is None
 
 
-def _get(url: str, auth: str | None) -> tuple[int, bytes]:
-    request = urllib.request.Request(url)
-    if auth:
-        request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, b""
-
-
 def test_flower_needs_auth_and_shows_a_summary_not_the_conversation(worker: RunningWorker, flower: str) -> None:
-    assert _get(f"{flower}/api/tasks", None)[0] == 401
-    job_id, task = _first_job_flower_shows(worker, flower)
+    assert get(f"{flower}/api/tasks", None)[0] == 401
+    job_id, task = seen_by(worker, flower, [{"role": "user", "content": SECRET}])
     assert str(task.get("args", "")).startswith(f"job={job_id} messages=1")
     assert SECRET not in json.dumps(task.get("args")) + json.dumps(task.get("kwargs"))
 
 
-_visible = itertools.count(1)
-
-
-def _first_job_flower_shows(worker: RunningWorker, flower: str) -> tuple[str, dict[str, object]]:
-    """Send jobs until Flower lists one with its arguments (it subscribes to events on its
-    own time, so the first jobs may pass unseen); that job's id and Flower's record of it."""
-    deadline = time.monotonic() + 30
-    while True:
-        job_id = f"flower-visible-{next(_visible)}"
-        assert submit([{"role": "user", "content": SECRET}], app=worker.app, job_id=job_id).result(timeout=30).ok
-        seen_until = min(deadline, time.monotonic() + 2)
-        while time.monotonic() < seen_until:
-            status, body = _get(f"{flower}/api/tasks", "ops:s3cret")
-            assert status == 200
-            task = json.loads(body).get(job_id, {})
-            if task.get("args"):
-                return job_id, task
-            time.sleep(0.1)
-        assert time.monotonic() < deadline, "Flower never listed a job"
-    raise AssertionError("unreachable")
-
-
 def _flower_task(flower: str, job_id: str, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-    """Flower's view of one task, polled until `done` says so (or 10 s pass)."""
+    """Flower's task view of one task, polled until `done` says so (or 10 s pass)."""
     deadline = time.monotonic() + 10
-    task: dict[str, Any] = {}
+    task = task_view(flower, job_id)
     while time.monotonic() < deadline and not done(task):
-        status, body = _get(f"{flower}/api/tasks", "ops:s3cret")
-        assert status == 200
-        task = json.loads(body).get(job_id, {})
         time.sleep(0.2)
+        task = task_view(flower, job_id)
     return task
 
 
 def test_flower_lists_a_failed_job_as_failure_with_its_code(worker: RunningWorker, flower: str) -> None:
     # Given Flower watching, when a job fails (its pinned model is not in the catalog)
-    _first_job_flower_shows(worker, flower)  # Flower sees the workers' events by now
+    seen_by(worker, flower, [{"role": "user", "content": "warm-up"}])  # Flower listens now
     handle = submit([{"role": "user", "content": SECRET}], app=worker.app, job_id="flower-failed-1",
                     pin_model="no-such-model")
     result = handle.result(timeout=30)
@@ -163,12 +99,14 @@ def test_flower_lists_a_failed_job_as_failure_with_its_code(worker: RunningWorke
     task = _flower_task(flower, "flower-failed-1", lambda t: t.get("state") == "FAILURE" and bool(t.get("exception")))
     assert task.get("state") == "FAILURE", task
     assert "code=unknown_pinned_model" in str(task.get("exception")), task
+    status, body = get(f"{flower}/api/tasks?state=FAILURE")
+    assert status == 200 and "flower-failed-1" in json.loads(body)  # what Flower's Failed tab lists
     assert SECRET not in json.dumps(task)
 
 
 def test_flower_shows_an_escalated_job_as_escalated(worker: RunningWorker, flower: str) -> None:
+    seen_by(worker, flower, [{"role": "user", "content": "warm-up"}])  # Flower listens now
     # Given a small tier whose every answer is a refusal
-    _first_job_flower_shows(worker, flower)  # Flower sees the workers' events by now
     worker.script(Script(models={"mistral-small-latest": Behaviour(poor_rate=1.0, poor="refusal")}))
     try:
         result = submit([{"role": "user", "content": SECRET}], app=worker.app,

@@ -214,3 +214,17 @@ def test_unreachable_server_is_transient(kind: type[MistralProvider | OpenAIProv
     provider = kind("p", api_key=SecretStr(KEY), base_url=url + ("/v1" if kind is OpenAIProvider else ""))
     with pytest.raises(errors.ProviderUnavailable):
         provider.chat(ChatRequest(model=MODEL, messages=HELLO), timeout_s=1)
+
+
+def test_an_answer_carries_what_the_rate_limit_headers_say_is_left(provider: Provider, llm_server: LLMServer) -> None:
+    # Given the server reports what is left of the key's limits on a 200
+    llm_server.answer(MODEL, headers={
+        "x-ratelimit-remaining-requests": "3", "x-ratelimit-remaining-tokens": "1200",
+        "x-ratelimit-reset-requests": "6m0s", "x-ratelimit-reset-tokens": "20ms"})
+    # When a call is answered, Then the response says so (the later reset wins)
+    response = ask(provider)
+    assert response.remaining is not None
+    assert (response.remaining.requests, response.remaining.tokens, response.remaining.reset_s) == (3, 1200, 360.0)
+    # And without those headers it says nothing
+    llm_server.answer(MODEL)
+    assert ask(provider).remaining is None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 from celery import states
 
+from contract.names import TASK_EXTRACT_CHUNK, chunk_id
 from contract.schemas import JobResult
 from operators.services import stop_process
 from ops.bench.scratch_db import PostgresServer
@@ -29,7 +31,8 @@ from producers.client import producer_app_for, send_job
 from producers.extraction import submit_extraction
 from results import ResultStore, store_for
 from tests.producers.test_batch_worker import TIERLINE, openai_line, read_jsonl, write_jsonl
-from tests.support import ROOT, RunningWorker
+from tests.support import ROOT, RunningWorker, task_events
+from tests.test_extraction_batch import document, small_context_catalog
 from worker.metrics import read_metrics
 from worker.providers.simulated import Behaviour, Script
 
@@ -50,10 +53,16 @@ def backend_env(request: pytest.FixtureRequest, stack: ExitStack) -> dict[str, s
 
 
 @pytest.fixture(scope="module", params=["redis", "postgres"])
-def results_worker(request: pytest.FixtureRequest, worker_factory: WorkerFactory) -> Iterator[RunningWorker]:
-    """A worker whose results go to the backend of the parameter."""
+def results_worker(
+    request: pytest.FixtureRequest, worker_factory: WorkerFactory, tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[RunningWorker]:
+    """A worker whose results go to the backend of the parameter; its models' contexts are
+    2K / 4K / 8K tokens, so that a document of a few thousand words is chunked."""
+    catalog = tmp_path_factory.mktemp("catalog") / "catalog.toml"
+    catalog.write_text(small_context_catalog())
     with ExitStack() as stack:
-        yield stack.enter_context(worker_factory(env=backend_env(request, stack)))
+        env = {**backend_env(request, stack), "TIERLINE_CATALOG_PATH": str(catalog)}
+        yield stack.enter_context(worker_factory(env=env))
 
 
 @pytest.fixture(params=["redis", "postgres"])
@@ -102,6 +111,65 @@ def test_an_extraction_job_comes_back_parsed(on_backend: RunningWorker) -> None:
     result = submit_extraction(text, CONTRACT, app=on_backend.app).result(timeout=30)
     assert result.ok, result.error
     assert isinstance(result.parsed, dict) and set(result.parsed) <= set(CONTRACT["properties"])
+
+
+def test_a_document_of_several_chunks_is_merged_under_its_job_id(on_backend: RunningWorker) -> None:
+    # Given a document of several chunks (a chord: chunk tasks, then the merge)
+    job_id = f"chunked-{os.getpid()}-{id(on_backend)}"
+    text = document(random.Random(3), 3_000)
+    # When it is extracted
+    result = submit_extraction(text, CONTRACT, app=on_backend.app, policy="cascade", max_output_tokens=256,
+                               job_id=job_id).result(timeout=90)
+    # Then one merged JobResult comes back under its id, every chunk's result stored on the backend
+    assert result.ok, result.error
+    chunks = result.chunks or 0
+    assert chunks > 1 and result.job_id == job_id
+    assert sorted({a.chunk for a in result.attempts}) == list(range(chunks))
+    parts = store(on_backend).read([chunk_id(job_id, i) for i in range(chunks)])
+    assert len(parts) == chunks and all(p.succeeded() for p in parts.values())
+    # and a chunk delivered again answers from its stored result, calling no provider
+    on_backend.script(Script(default=Behaviour(error_rate=1.0)))
+    again = {"document": "chunk text", "schema": CONTRACT, "chunk_index": 0, "chunk_total": chunks,
+             "chunk_start": 0, "start_tier": 0, "policy": "cascade", "max_output_tokens": 256}
+    with task_events(on_backend.app) as events:
+        on_backend.app.send_task(TASK_EXTRACT_CHUNK, kwargs={"job": again}, task_id=chunk_id(job_id, 0))
+        events.wait_for("task-succeeded", chunk_id(job_id, 0))
+    again_stored = store(on_backend).read([chunk_id(job_id, 0)])[chunk_id(job_id, 0)].succeeded()
+    assert again_stored == parts[chunk_id(job_id, 0)].succeeded()
+
+
+def test_a_reused_id_with_another_payload_ends_conflict_and_keeps_the_stored_result(
+    on_backend: RunningWorker,
+) -> None:
+    job_id = f"reused-{os.getpid()}-{id(on_backend)}"
+    first = submit(ASK, app=on_backend.app, job_id=job_id).result(timeout=30)
+    other = [{"role": "user", "content": "Transfer all the money to account 99."}]
+
+    second = submit(other, app=on_backend.app, job_id=job_id).result(timeout=30)
+
+    assert first.ok and first.fingerprint is not None
+    assert second.error is not None and second.error.code == "conflict" and second.content is None
+    kept = store(on_backend).read([job_id])[job_id].succeeded()
+    assert kept == first  # the stored result is the first sender's, untouched
+
+
+def test_a_redelivered_copy_of_a_running_job_waits_for_its_stored_result(on_backend: RunningWorker) -> None:
+    on_backend.script(Script(default=Behaviour(latency_ms=2_000)))
+    job_id = f"run-once-{os.getpid()}-{id(on_backend)}"
+    job = {"messages": ASK, "job_id": job_id}
+    # Given the job runs (it holds its lease)
+    first = send_job(job, app=on_backend.app)
+    deadline = time.monotonic() + 20
+    while not on_backend.redis.exists(on_backend.keys.lease(job_id, 0)):
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.05)
+    # When a second copy of its message arrives (as a redelivery would)
+    second = send_job(job, app=on_backend.app)
+    # Then the copy waits for the result the first stores on the backend, and calls no provider
+    one, two = first.result(timeout=30), second.result(timeout=30)
+    assert one.ok and one == two and len(one.attempts) == 1
+    assert f"redelivered job={job_id} still runs elsewhere: waiting for its result" in on_backend.log()
+    assert on_backend.redis.get(on_backend.keys.deliveries(job_id, 0)) == b"2"
 
 
 def test_a_failed_job_comes_back_failed_with_its_code(on_backend: RunningWorker) -> None:

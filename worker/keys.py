@@ -23,6 +23,7 @@ results expire after ``TIERLINE_RESULT_EXPIRES_S``.
 | <prefix>rl:req:<model>               | sorted set of admitted calls (ms) | the limit's window |
 | <prefix>rl:tok:<model>               | hash bucket → tokens admitted | the limit's window |
 | <prefix>rl:cap:<model>               | calls the provider says remain | its reset time   |
+| <prefix>rl:tcap:<model>              | tokens the provider says remain | its reset time  |
 | <prefix>spend:<day>:<team>           | micro-dollars spent that UTC day | SPEND_TTL_S     |
 | <prefix>shadow:<model>               | hash of shadow-vs-live sums | SHADOW_TTL_S         |
 | <prefix>carry:secret                 | generated HMAC key     | none (see below)      |
@@ -113,6 +114,9 @@ class Keys:
 
     def rate_cap(self, model: str) -> str:
         return f"{self.prefix}rl:cap:{model}"
+
+    def rate_token_cap(self, model: str) -> str:
+        return f"{self.prefix}rl:tcap:{model}"
 
     def spend(self, day: str, team: str) -> str:
         """Spend of `team` (GLOBAL_TEAM: everything) on UTC `day` (YYYY-MM-DD)."""

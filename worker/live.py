@@ -18,6 +18,7 @@ from worker.health import HealthRecorder
 from worker.keys import GLOBAL_TEAM, Keys
 from worker.overlay import BudgetAction, RateLimit
 from worker.overlay_store import Live, LiveOverlay
+from worker.providers.rate_headers import Remaining
 from worker.ratelimit import ADMITTED, Admission, RateLimiter
 from worker.steering import Steering
 
@@ -98,6 +99,12 @@ class LiveRouting:
         """One atomic round trip for a model with a shared limit; none for the others."""
         limit = self.limit(model)
         return ADMITTED if limit is None else self.limiter.admit(model, limit, tokens=tokens)
+
+    def told(self, model: str, left: Remaining | None) -> None:
+        """The provider said what is left of its limits: tighten the model's shared limit
+        (one round trip, only for a model with a shared limit whose provider says so)."""
+        if left is not None and self.limit(model) is not None:
+            self.limiter.tighten(model, left)
 
     def budget(self, team: str | None) -> BudgetAction | None:
         return over_budget(self.live.overlay.budgets, self._seen.spend, team)

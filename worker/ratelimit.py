@@ -5,8 +5,9 @@ so no window of `window_s` ever holds more than `rpm` admitted calls. Tokens: a 
 window of twelve buckets (``<prefix>rl:tok:<model>``), counting the tokens reserved at
 admission (the conversation's routed tokens plus its output budget). The time is Redis's
 own (``TIME``), so workers on different machines share one clock. A provider that reports
-how many requests remain (rate-limit headers) leaves ``<prefix>rl:cap:<model>``, which
-admissions spend down until it expires: the bucket only ever gets tighter.
+how many requests or tokens remain (its rate-limit headers, `worker.providers.rate_headers`)
+leaves ``<prefix>rl:cap:<model>`` / ``<prefix>rl:tcap:<model>``, which admissions spend
+down until they expire at the provider's reset: the limit only ever gets tighter.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import redis
 
 from worker.keys import Keys
 from worker.overlay import RateLimit
+from worker.providers.rate_headers import Remaining
 
 log = logging.getLogger(__name__)
 
-# KEYS: requests zset, tokens hash, provider cap. ARGV: window ms, rpm, tpm, tokens, member.
+# KEYS: requests zset, tokens hash, provider's call cap, provider's token cap.
+# ARGV: window ms, rpm, tpm, tokens, member.
 # Returns {1, 0} when admitted, else {0, milliseconds until a slot may free up}.
 _ADMIT = """
 if redis.replicate_commands then pcall(redis.replicate_commands) end
@@ -32,6 +35,8 @@ local window, rpm, tpm = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local tokens = tonumber(ARGV[4])
 local cap = tonumber(redis.call('GET', KEYS[3]) or '-1')
 if cap == 0 then return {0, math.max(1, redis.call('PTTL', KEYS[3]))} end
+local tcap = tonumber(redis.call('GET', KEYS[4]) or '-1')
+if tcap >= 0 and tokens > tcap then return {0, math.max(1, redis.call('PTTL', KEYS[4]))} end
 if rpm > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
   if redis.call('ZCARD', KEYS[1]) >= rpm then
@@ -57,6 +62,7 @@ if rpm > 0 then
   redis.call('PEXPIRE', KEYS[1], window)
 end
 if cap > 0 then redis.call('DECR', KEYS[3]) end
+if tcap >= 0 then redis.call('DECRBY', KEYS[4], tokens) end
 return {1, 0}
 """
 
@@ -83,7 +89,8 @@ class RateLimiter:
 
     def admit(self, model: str, limit: RateLimit, *, tokens: int) -> Admission:
         """One call of `model` reserving `tokens` tokens. Redis unreachable: admitted (fail open)."""
-        keys = [self._keys.rate_requests(model), self._keys.rate_tokens(model), self._keys.rate_cap(model)]
+        keys = [self._keys.rate_requests(model), self._keys.rate_tokens(model), self._keys.rate_cap(model),
+                self._keys.rate_token_cap(model)]
         args: list[int | str] = [self._window_ms, limit.rpm or 0, limit.tpm or 0, tokens, os.urandom(8).hex()]
         try:
             admitted, wait_ms = self._admit(keys=keys, args=args)
@@ -92,12 +99,18 @@ class RateLimiter:
             return ADMITTED
         return ADMITTED if admitted else Admission(False, int(wait_ms) / 1000)
 
-    def tighten(self, model: str, *, remaining: int, reset_s: float) -> None:
-        """The provider says `remaining` calls are left for `reset_s` seconds: never admit more."""
+    def tighten(self, model: str, left: Remaining) -> None:
+        """The provider says only `left` remains until its reset: admit no more than that."""
+        ttl_ms = max(1, int(left.reset_s * 1000))
+        pipe = self._redis.pipeline(transaction=False)
+        if left.requests is not None:
+            pipe.set(self._keys.rate_cap(model), left.requests, px=ttl_ms)
+        if left.tokens is not None:
+            pipe.set(self._keys.rate_token_cap(model), left.tokens, px=ttl_ms)
         try:
-            self._redis.set(self._keys.rate_cap(model), max(0, remaining), px=max(1, int(reset_s * 1000)))
+            pipe.execute()
         except redis.RedisError as exc:
-            log.warning("could not record the provider's remaining calls for model=%s: %s", model, exc)
+            log.warning("could not record what the provider has left for model=%s: %s", model, exc)
 
     def usage(self, model: str) -> int:
         """Calls admitted in the current window, for operators."""

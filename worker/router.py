@@ -249,6 +249,7 @@ class Router:
         self._metrics.incr("attempts:ok")
         if self._live is not None:
             self._live.attempted(candidate.model.name, ok=True, latency_ms=generated.attempt.latency_ms)
+            self._live.told(candidate.model.name, response.remaining)
         return generated
 
     def _provider_failed(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from contract import job_identity
-from contract.names import TASK_COMPLETE
+from contract.names import TASK_COMPLETE, TASK_EXTRACT_CHUNK, chunk_id
 from producers.client import job_handle, submit
 from tests.support import RunningWorker
 from worker import carry_seal
@@ -60,6 +60,33 @@ def test_a_forged_carry_is_refused(worker: RunningWorker) -> None:
         result = job_handle(task_id, app=worker.app).result(timeout=30)
         assert result.error is not None and result.error.code == "forged_carry", carry
         assert result.attempts == []
+
+
+def test_a_chunk_task_refuses_a_forged_carry_and_takes_a_sealed_one(worker: RunningWorker) -> None:
+    # Given a chunk of a two-chunk document, sent by hand as its chord would send it
+    chunk = {"document": "Acme Ltd and Bolt GmbH sign.", "chunk_index": 0, "chunk_total": 2, "chunk_start": 0,
+             "start_tier": 0, "schema": {"type": "object", "properties": {"parties": {"type": "array"}}}}
+    forged = {"level": 2, "min_tier": 2, "started_at": time.time(), "routed_tokens": 1}
+    # When it comes with a carry no worker sealed, or sealed for another chunk
+    for n, carry in enumerate([forged, {**forged, "seal": "0" * 64}, "not a carry"]):
+        task_id = chunk_id(f"forged-chunk-{n}", 0)
+        worker.app.send_task(TASK_EXTRACT_CHUNK, kwargs={"job": chunk, "carry": carry}, task_id=task_id)
+        # Then the chunk fails forged_carry before any call
+        result = job_handle(task_id, app=worker.app).result(timeout=30)
+        assert result.error is not None and result.error.code == "forged_carry", carry
+        assert result.attempts == []
+    secret = worker.redis.get(worker.keys.carry_secret)
+    assert secret  # what the workers seal with
+    elsewhere = carry_seal.sealed(chunk_id("another-doc", 0), {**forged, "min_tier": 1}, secret)
+    worker.app.send_task(TASK_EXTRACT_CHUNK, kwargs={"job": chunk, "carry": elsewhere}, task_id=chunk_id("moved", 0))
+    moved = job_handle(chunk_id("moved", 0), app=worker.app).result(timeout=30)
+    assert moved.error is not None and moved.error.code == "forged_carry"
+    # while a carry sealed for this chunk is believed: it runs from the tier floor it carries
+    genuine = carry_seal.sealed(chunk_id("sealed", 0), {**forged, "min_tier": 1}, secret)
+    worker.app.send_task(TASK_EXTRACT_CHUNK, kwargs={"job": chunk, "carry": genuine}, task_id=chunk_id("sealed", 0))
+    taken = job_handle(chunk_id("sealed", 0), app=worker.app).result(timeout=30)
+    assert taken.ok, taken.error
+    assert taken.tier == "medium" and [a.chunk for a in taken.attempts] == [0]
 
 
 def test_a_genuine_escalation_carries_a_valid_seal(worker: RunningWorker) -> None:

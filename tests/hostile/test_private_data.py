@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import random
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from pathlib import Path
 
 import pytest
 
+from contract.names import chunk_id
 from contract.schemas import JobResult
 from producers.client import submit
-from tests.support import RunningWorker
+from producers.extraction import submit_extraction
+from results import store_for
+from tests.support import RunningWorker, task_events
+from tests.test_extraction_batch import document, small_context_catalog
 from worker import redaction
 from worker.providers.http_errors import detail
+from worker.providers.simulated import Behaviour, Script
 from worker.shown_results import StoredResult, stored, summary
 
 WorkerFactory = Callable[..., AbstractContextManager[RunningWorker]]
@@ -64,10 +72,96 @@ def test_a_stored_result_serialises_whole_and_shows_a_summary() -> None:
     assert isinstance(value, StoredResult)
 
 
+# Every string the simulated answer fills in is a word of the document's (the chunk's) start.
+NAMED = {"type": "object", "required": ["parties"],
+         "properties": {"parties": {"type": "array", "items": {"type": "string", "pattern": "@|private"}}}}
+
+
+def named_document(names: str, seed: int) -> str:
+    """Twelve paragraphs of ~400 words, each opening with `names`: a document of several
+    chunks on the small-context catalog, each chunk opening with a paragraph."""
+    rng = random.Random(seed)
+    return "\n\n".join(f"{names} " + document(rng, 400).replace("\n\n", " ") for _ in range(12))
+
+
+def _small_contexts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    catalog = tmp_path_factory.mktemp("catalog") / "catalog.toml"
+    Path(catalog).write_text(small_context_catalog())
+    return {"TIERLINE_CATALOG_PATH": str(catalog)}
+
+
 @pytest.fixture(scope="module")
-def redacting(worker_factory: WorkerFactory) -> Iterator[RunningWorker]:
-    with worker_factory(env={"TIERLINE_REDACT_RESULTS": "true"}) as running:
+def chunking(worker_factory: WorkerFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningWorker]:
+    """A worker with 2K/4K/8K contexts: a document of a few thousand words has several chunks."""
+    with worker_factory(env=_small_contexts(tmp_path_factory)) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def redacting(worker_factory: WorkerFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningWorker]:
+    with worker_factory(env={"TIERLINE_REDACT_RESULTS": "true", **_small_contexts(tmp_path_factory)}) as running:
+        yield running
+
+
+def test_chunk_and_merge_events_carry_a_summary_not_the_answers(chunking: RunningWorker) -> None:
+    chunking.script(Script())
+    with task_events(chunking.app) as events:
+        # Given a document of several chunks whose answers quote it
+        result = submit_extraction(named_document("Zq4471private Yx9902private", 1), NAMED, app=chunking.app,
+                                   policy="cascade", max_output_tokens=256, job_id="shown-doc").result(timeout=60)
+        assert result.ok, result.error
+        assert result.parsed == {"parties": ["Zq4471private", "Yx9902private"]} and (result.chunks or 0) > 1
+        # When each chunk task and the merge step end
+        ids = [chunk_id("shown-doc", i) for i in range(result.chunks or 0)] + ["shown-doc"]
+        shown = {task_id: events.wait_for("task-succeeded", task_id)["result"] for task_id in ids}
+    # Then each event carries the result's summary, and no event about them a word of the answers
+    for task_id, line in shown.items():
+        assert line.startswith(f"JobResult(job={task_id} status=succeeded code=None model=mistral-"), line
+    assert "tokens=" in shown["shown-doc"] and "cost=" in shown["shown-doc"]
+    about = json.dumps([e for task_id in ids for e in events.about(task_id)])
+    assert "Zq4471" not in about and "Yx9902" not in about
+    assert "Zq4471" not in chunking.log()  # nor Celery's log line of each task's return value
+
+
+def test_an_escalated_one_chunk_document_shows_a_summary(chunking: RunningWorker) -> None:
+    # Given a small document whose first answer is poor: its chunk goes one tier up as a chunk task
+    chunking.script(Script(models={"mistral-small-latest": Behaviour(poor_rate=1.0, poor="broken_json")}))
+    with task_events(chunking.app) as events:
+        result = submit_extraction("Zq4471private Yx9902private signed the lease.", NAMED, app=chunking.app,
+                                   job_id="shown-escalated").result(timeout=60)
+        assert result.ok and result.tier == "medium" and len(result.escalations) == 1, result
+        # Then the chunk task that ends it under the document's id shows its summary too
+        line = events.wait_for("task-succeeded", "shown-escalated")["result"]
+    assert line.startswith("JobResult(job=shown-escalated status=succeeded code=None model=mistral-medium-latest")
+    assert "escalations=1" in line and "Zq4471" not in json.dumps(events.about("shown-escalated"))
+
+
+def test_with_redaction_on_a_chunked_document_is_merged_whole_then_redacted(redacting: RunningWorker) -> None:
+    # Given a document of several chunks, every chunk naming two people by their addresses
+    text = named_document("jane.doe@example.org bob.smith@example.com", 2)
+    # When it is extracted with redaction on (the schema wants an "@" in every item)
+    result = submit_extraction(text, NAMED, app=redacting.app, policy="cascade", max_output_tokens=256,
+                               job_id="redacted-doc").result(timeout=60)
+    # Then the chunks merged on their real values (two people, each valid), and what is stored is redacted
+    assert result.ok, result.error
+    assert (result.chunks or 0) > 1
+    assert result.parsed == {"parties": ["[email]", "[email]"]}
+    assert "@" not in json.dumps(result.model_dump(mode="json"))
+    # and the chunks' own, unredacted results were released once merged
+    parts = [chunk_id("redacted-doc", i) for i in range(result.chunks or 0)]
+    results = store_for(redacting.app.backend)
+    assert results.read(parts) == {} and all(results.collected(p) for p in parts)
+
+
+def test_with_redaction_on_an_escalated_one_chunk_document_is_redacted(redacting: RunningWorker) -> None:
+    redacting.script(Script(models={"mistral-small-latest": Behaviour(poor_rate=1.0, poor="broken_json")}))
+    try:
+        result = submit_extraction("jane.doe@example.org bob.smith@example.com signed the lease.", NAMED,
+                                   app=redacting.app).result(timeout=60)
+    finally:
+        redacting.script(Script())
+    assert result.ok and len(result.escalations) == 1, result
+    assert result.parsed == {"parties": ["[email]", "[email]"]}
 
 
 def test_with_redaction_on_the_stored_result_carries_no_private_shapes(redacting: RunningWorker) -> None:

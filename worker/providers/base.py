@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from worker.providers.rate_headers import Remaining
+
 
 @dataclass(frozen=True)
 class ChatRequest:
@@ -30,12 +32,14 @@ class ChatRequest:
 
 @dataclass(frozen=True)
 class ChatResponse:
-    """A provider's answer; token counts are None when the provider reported no usage."""
+    """A provider's answer; token counts are None when the provider reported no usage,
+    `remaining` when it sent no rate-limit headers."""
 
     content: str
     tokens_in: int | None
     tokens_out: int | None
     finish_reason: str | None = None
+    remaining: Remaining | None = None
 
 
 class Provider(Protocol):

@@ -3,7 +3,8 @@
 A few clients per provider object (`clients`, sized to the calls in flight: see
 `worker.providers.clients`), built when the object is (per worker process, after
 fork), with the SDK's retries off (strategy "none"): the router owns retries. Every
-call carries the attempt's timeout (``timeout_ms``). The SDK's debug logger, which
+call carries the attempt's timeout (``timeout_ms``). Each client's HTTP client is built
+here, with a response hook that keeps the rate-limit headers of a 200 for the caller. The SDK's debug logger, which
 prints request headers when ``MISTRAL_DEBUG`` is set, is replaced by a silent one so
 the key cannot reach a log. The SDK's errors become the project's in
 `MistralProvider._map_error`, and nowhere else.
@@ -11,6 +12,8 @@ the key cannot reach a log. The SDK's errors become the project's in
 
 from __future__ import annotations
 
+import threading
+from dataclasses import replace
 from typing import Any
 
 import httpx2
@@ -20,7 +23,7 @@ from mistralai.client.utils import BackoffStrategy, RetryConfig
 from pydantic import SecretStr
 
 from worker import errors
-from worker.providers import completions, http_errors
+from worker.providers import completions, http_errors, rate_headers
 from worker.providers.base import ChatRequest, ChatResponse
 from worker.providers.clients import ClientPool
 
@@ -51,9 +54,11 @@ class MistralProvider:
         self._key_env = key_env
         self._secret = api_key
         self._server_url = base_url or DEFAULT_SERVER_URL
+        self._last = threading.local()  # per greenlet under gevent
         self._clients = ClientPool(lambda: Mistral(
             api_key=api_key.get_secret_value(), server_url=self._server_url,
             retry_config=NO_RETRY, debug_logger=_Silent(),
+            client=httpx2.Client(follow_redirects=True, event_hooks={"response": [self._seen]}),
         ), clients)
 
     def __repr__(self) -> str:
@@ -63,12 +68,20 @@ class MistralProvider:
         """One call, no retry; raises only `worker.errors.ProviderError` subclasses."""
         try:
             with self._clients.use() as client:
+                self._last.headers = None
                 completion = client.chat.complete(
                     **completions.arguments(request), timeout_ms=max(1, round(timeout_s * 1000))
                 )
         except (sdk_errors.MistralError, sdk_errors.NoResponseError, httpx2.TransportError) as exc:
             raise self._map_error(exc, request.model, timeout_s) from exc
-        return completions.response(completion, provider=self.name, model=request.model)
+        answer = completions.response(completion, provider=self.name, model=request.model)
+        headers = self._last.headers
+        return replace(answer, remaining=rate_headers.remaining(headers)) if headers is not None else answer
+
+    def _seen(self, response: httpx2.Response) -> None:
+        """httpx's response hook, in the calling thread (greenlet): the headers of a 200,
+        which the SDK's return value does not carry."""
+        self._last.headers = response.headers
 
     def close(self) -> None:
         self._clients.close(lambda client: client.sdk_configuration.client.close())  # type: ignore[union-attr]

@@ -10,12 +10,13 @@ call carries the attempt's timeout. The SDK's errors become the project's in
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import openai
 from pydantic import SecretStr
 
 from worker import errors
-from worker.providers import completions, http_errors
+from worker.providers import completions, http_errors, rate_headers
 from worker.providers.base import ChatRequest, ChatResponse
 from worker.providers.clients import ClientPool
 
@@ -48,10 +49,14 @@ class OpenAIProvider:
         """One call, no retry; raises only `worker.errors.ProviderError` subclasses."""
         try:
             with self._clients.use() as client:
-                completion = client.chat.completions.create(**completions.arguments(request), timeout=timeout_s)
+                raw = client.chat.completions.with_raw_response.create(
+                    **completions.arguments(request), timeout=timeout_s
+                )
+            completion = raw.parse()
         except (openai.OpenAIError, json.JSONDecodeError) as exc:
             raise self._map_error(exc, request.model, timeout_s) from exc
-        return completions.response(completion, provider=self.name, model=request.model)
+        answer = completions.response(completion, provider=self.name, model=request.model)
+        return replace(answer, remaining=rate_headers.remaining(raw.headers))
 
     def close(self) -> None:
         self._clients.close(lambda client: client.close())
