@@ -75,12 +75,15 @@ def task_view(flower: str, task_id: str) -> dict[str, Any]:
     return dict(json.loads(body)) if status == 200 else {}
 
 
+_visible = itertools.count(1)
+
+
 def seen_by(worker: RunningWorker, flower: str, messages: list[dict[str, str]]) -> tuple[str, dict[str, Any]]:
     """Send `messages` as jobs until Flower lists one with its arguments; that job's id and
     Flower's record of it in its task list."""
     deadline = time.monotonic() + 30
-    for n in itertools.count(1):
-        job_id = f"flower-visible-{n}"
+    while True:
+        job_id = f"flower-visible-{next(_visible)}"  # new ids on every call: one id, one payload
         assert submit(messages, app=worker.app, job_id=job_id).result(timeout=30).ok
         seen_until = min(deadline, time.monotonic() + 2)
         while time.monotonic() < seen_until:
