@@ -46,15 +46,15 @@ def deliver(
         # A redelivered message is counted before it is read again: one whose reading killed
         # its process ends `worker_lost` after max deliveries instead of coming back forever.
         # A first delivery is read (limits first) before anything is written.
-        early = _counted(task, rt, record) if _redelivered(task) else None
+        early = _counted(task, rt, record, lease=False) if _redelivered(task) else None
         if early is not None and early[1] is not None:
             return early[1]
         job = parse(_within_limits(payload, rt))
         _check_tenant(record.job_id, payload)
-        snapshot, earlier = early or _counted(task, rt, record)
+        snapshot, earlier = early or _counted(task, rt, record, lease=True)
         if earlier is not None:
             return earlier
-        rt.inflight.begin(record)
+        rt.inflight.begin(record, leased=snapshot.leased)
         try:
             return run(job, snapshot.busy)
         finally:
@@ -78,10 +78,12 @@ def _redelivered(task: Task) -> bool:
     return bool((task.request.delivery_info or {}).get("redelivered"))
 
 
-def _counted(task: Task, rt: Runtime, record: JobRecord) -> tuple[Snapshot, JobResult | None]:
+def _counted(task: Task, rt: Runtime, record: JobRecord, *, lease: bool) -> tuple[Snapshot, JobResult | None]:
     """Count this delivery (reading the busy flags in the same call) and what to answer instead
-    of running, if anything."""
-    snapshot = rt.state.read(rt.catalog.model_names, job_id=record.job_id, level=record.carry.level)
+    of running, if anything. `lease`: the job runs next unless answered otherwise, so a first
+    delivery takes its lease in the same call (a read made before the job is parsed takes none)."""
+    snapshot = rt.state.read(rt.catalog.model_names, job_id=record.job_id, level=record.carry.level,
+                             lease=rt.inflight.lease if lease else None)
     rt.metrics.count(series.DELIVERIES, (task.name, delivery_label(snapshot.delivery)))
     return snapshot, _earlier(task, rt, record, snapshot.delivery)
 

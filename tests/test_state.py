@@ -12,7 +12,7 @@ from operators.embedded import PrivateRedis
 from tests.support import db_url
 from worker.keys import Keys
 from worker.metrics import Metrics
-from worker.state import RoutingState
+from worker.state import Lease, RoutingState
 
 MODELS = ("mistral-small-latest", "mistral-medium-latest", "mistral-large-latest")
 
@@ -72,6 +72,26 @@ def test_delivery_counter_counts_each_delivery_of_a_level(state: RoutingState) -
     second = state.read(MODELS, job_id="job-2", level=0).delivery
     other_level = state.read(MODELS, job_id="job-2", level=1).delivery
     assert (second - first, other_level) == (1, 1)
+
+
+def test_a_first_delivery_takes_the_jobs_lease_in_the_same_round_trip(
+    state: RoutingState, client: redis.Redis
+) -> None:
+    lease, key = Lease("host:1", 15), Keys("state-test:").lease("job-lease", 0)
+    state.read(MODELS, job_id="warm-up-lease")
+    # When a first delivery's read asks for the lease
+    before = CountingConnection.sent
+    first = state.read(MODELS, job_id="job-lease", level=0, lease=lease)
+    # Then it holds it, with its TTL, and the read stayed one round trip
+    assert CountingConnection.sent - before == 1
+    assert first.leased and client.get(key) == b"host:1" and 14_000 < client.pttl(key) <= 15_000
+    # And a later delivery (the job may still run elsewhere) takes nothing: it checks first
+    client.set(key, "other:2", ex=15)
+    again = state.read(MODELS, job_id="job-lease", level=0, lease=lease)
+    assert (again.delivery, again.leased, client.get(key)) == (2, False, b"other:2")
+    # And a read without `lease` never takes one
+    assert not state.read(MODELS, job_id="job-no-lease", level=0).leased
+    assert not client.exists(Keys("state-test:").lease("job-no-lease", 0))
 
 
 def test_flags_show_reason_and_time_left(state: RoutingState) -> None:

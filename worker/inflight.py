@@ -11,7 +11,10 @@ as interrupted), in one pipelined round trip every `keys.LEASE_RENEW_S`. So:
 - a job whose process died (killed, out of memory, the hard limit under prefork) leaves
   its journal behind, and the failed JobResult that ends it lists those attempts.
 
-Jobs shorter than one heartbeat cost a single SET (the lease) and no journal write.
+The lease is taken by the routing-state read a first delivery makes anyway
+(`worker.state`), so a job shorter than one heartbeat costs no round trip of its own;
+a job whose read did not take it (a redelivery that runs, a failed read) takes it with
+one SET.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pydantic import TypeAdapter
 from contract.schemas import Attempt
 from worker import keys
 from worker.record import JobRecord
+from worker.state import Lease
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +53,21 @@ class Inflight:
         self._renew_s = renew_s
         self._lease_ttl_s = lease_ttl_s
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.lease = Lease(self._owner, lease_ttl_s)
         self._lock = threading.Lock()
         self._running: dict[int, JobRecord] = {}
         self._heartbeat: threading.Thread | None = None
 
-    def begin(self, record: JobRecord) -> None:
-        """Take the job's lease and keep it while the job runs (until `end`)."""
+    def begin(self, record: JobRecord, *, leased: bool = False) -> None:
+        """Take the job's lease (unless `leased`: the routing-state read took it) and keep it
+        while the job runs (until `end`)."""
         with self._lock:
             self._running[id(record)] = record
             if self._heartbeat is None:
                 self._heartbeat = threading.Thread(target=self._beat, name="tierline-lease", daemon=True)
                 self._heartbeat.start()
+        if leased:
+            return
         try:
             self._redis.set(self._keys.lease(record.job_id, record.carry.level), self._owner, ex=self._lease_ttl_s)
         except redis.RedisError as exc:

@@ -1,9 +1,11 @@
 """Routing state in Redis: busy flags and delivery counters.
 
 A busy flag means "this model recently failed here", never "the provider is down".
-The flags of every model and the job's delivery counter are read in ONE round trip;
-a flag is set with a script that extends it and never shortens it. If Redis cannot
-be read, routing fails open (nothing is busy) and counts ``state:busy_read_failed``.
+The flags of every model and the job's delivery counter are read in ONE round trip,
+which also takes the job's lease on its first delivery (so a job that runs pays no
+separate write for it); a flag is set with a script that extends it and never shortens
+it. If Redis cannot be read, routing fails open (nothing is busy) and counts
+``state:busy_read_failed``.
 """
 
 from __future__ import annotations
@@ -23,11 +25,20 @@ log = logging.getLogger(__name__)
 
 # PTTL is -2 for a missing key and -1 for a key without TTL: both are shorter than any ttl.
 # One command for a delivery's whole read: count it (KEYS[1], expiring after ARGV[1]
-# seconds), then every busy flag (KEYS[2..]). One request, one reply to parse.
+# seconds); on the first delivery, when ARGV[2] names an owner, take the job's lease
+# (KEYS[2], for ARGV[3] seconds): a first delivery always runs its job. Then every busy
+# flag and what else is read along (KEYS[3..]). One request, one reply to parse.
 _READ = """
 local delivery = redis.call('INCR', KEYS[1])
-if delivery == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return {delivery, redis.call('MGET', unpack(KEYS, 2))}
+local leased = 0
+if delivery == 1 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+  if ARGV[2] ~= '' then
+    redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+    leased = 1
+  end
+end
+return {delivery, leased, redis.call('MGET', unpack(KEYS, 3))}
 """
 
 # Returns the milliseconds of busy time the call added (0: already flagged for longer).
@@ -45,11 +56,21 @@ return 0
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What one round trip learned: busy models and this delivery's number (0 = unknown)."""
+    """What one round trip learned: busy models, this delivery's number (0 = unknown), and
+    whether it took the job's lease."""
 
     busy: frozenset[str]
     delivery: int
     healthy: bool
+    leased: bool = False
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who holds a running job's lease (`worker.inflight`), and for how long without renewal."""
+
+    owner: str
+    ttl_s: int
 
 
 @dataclass(frozen=True)
@@ -80,12 +101,15 @@ class RoutingState:
         self._extend = client.register_script(_EXTEND)
         self._read = client.register_script(_READ)
 
-    def read(self, models: Sequence[str], *, job_id: str, level: int = 0) -> Snapshot:
-        """Count this delivery of `job_id` at escalation `level` and read the flags of `models`."""
+    def read(self, models: Sequence[str], *, job_id: str, level: int = 0, lease: Lease | None = None) -> Snapshot:
+        """Count this delivery of `job_id` at escalation `level` and read the flags of `models`;
+        with `lease`, a first delivery also takes the job's lease (`Snapshot.leased`)."""
         along = self._along.read_keys() if self._along is not None else []
-        keys = [self._keys.deliveries(job_id, level), *(self._keys.busy(m) for m in models), *along]
+        keys = [self._keys.deliveries(job_id, level), self._keys.lease(job_id, level),
+                *(self._keys.busy(m) for m in models), *along]
+        args: list[str | int] = [keyspace.DELIVERIES_TTL_S, *((lease.owner, lease.ttl_s) if lease else ("", 0))]
         try:
-            delivery, values = self._read(keys=keys, args=[keyspace.DELIVERIES_TTL_S])
+            delivery, leased, values = self._read(keys=keys, args=args)
         except redis.RedisError as exc:
             self._unreadable(exc)
             if self._along is not None:
@@ -93,7 +117,7 @@ class RoutingState:
             return Snapshot(frozenset(), 0, healthy=False)
         if self._along is not None:
             self._along.observe(values[len(models):])
-        return Snapshot(_flagged(models, values[:len(models)]), int(delivery), healthy=True)
+        return Snapshot(_flagged(models, values[:len(models)]), int(delivery), healthy=True, leased=bool(leased))
 
     def busy(self, models: Sequence[str]) -> frozenset[str]:
         """The flagged models among `models` (one MGET), for a plan later in a job's life."""
