@@ -43,6 +43,12 @@ class Stored:
     def job_result(self, job_id: str) -> JobResult:
         return to_job_result(job_id, self.state, self.value)
 
+    def succeeded(self) -> JobResult | None:
+        """The JobResult of a job that succeeded; None for a failed job, a crash or a value that
+        is not one."""
+        result = self.ended()
+        return result if result is not None and result.ok else None
+
     def ended(self) -> JobResult | None:
         """The JobResult the job ended with: a task's return value (succeeded) or the one a
         `JobFailed` FAILURE carries (failed); None for a crash or a value that is not one."""
