@@ -44,22 +44,21 @@ class Stored:
         return to_job_result(job_id, self.state, self.value)
 
     def succeeded(self) -> JobResult | None:
-        """The JobResult of a job that succeeded; None for a failed job, a crash or a value that
-        is not one."""
-        result = self.ended()
-        return result if result is not None and result.ok else None
-
-    def ended(self) -> JobResult | None:
-        """The JobResult the job ended with: a task's return value (succeeded) or the one a
-        `JobFailed` FAILURE carries (failed); None for a crash or a value that is not one."""
-        if self.state == states.FAILURE:
-            return failed_result(self.value)
+        """The JobResult a task returned (Celery state SUCCESS: a succeeded job's, or a chunk's
+        of several, failed or not); None for a FAILURE or a value that is not one."""
         if self.state != states.SUCCESS or not isinstance(self.value, dict):
             return None
         try:
             return JobResult.model_validate(self.value)
         except ValueError:
             return None
+
+    def ended(self) -> JobResult | None:
+        """The JobResult the job ended with: a task's return value (succeeded) or the one a
+        `JobFailed` FAILURE carries (failed); None for a crash or a value that is not one."""
+        if self.state == states.FAILURE:
+            return failed_result(self.value)
+        return self.succeeded()
 
 
 class ResultStore(Protocol):

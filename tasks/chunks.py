@@ -25,9 +25,9 @@ from celery import Task
 
 from contract.codes import ErrorCode
 from contract.errors import JobFailed
-from contract.names import TASK_EXTRACT_CHUNK, TASK_EXTRACT_MERGE
+from contract.names import TASK_EXTRACT_CHUNK, TASK_EXTRACT_MERGE, chunk_id
 from contract.schemas import Carry, ErrorInfo, JobResult, parse_chunk_job, parse_merge_job
-from results import ResultsUnavailable, store_for
+from results import store_for
 from tasks.delivery import count_overhead, deliver, finishing, stored_result
 from tasks.extraction import log_result
 from tasks.requeue import FORGED, carried, requeue
@@ -97,9 +97,10 @@ def extract_merge(self: Task, results: object = None, **kwargs: Any) -> StoredRe
     earlier = stored_result(self, job_id)  # a redelivered merge: its result is already stored
     if earlier is not None:
         return returned(earlier, redact=False)  # redacted, if at all, when it was stored
-    parts: list[JobResult] = []
+    part_ids: list[str] = []  # the document's own chunks, never ids the message names
     try:
         job = parse_merge_job(kwargs.get("merge"))
+        part_ids = [chunk_id(job_id, i) for i in range(job.chunk_total)]
         parts = [JobResult.model_validate(r) for r in (results if isinstance(results, list) else [])]
         result = Extractor(rt.router, rt.state, rt.counter, rt.metrics).merged(job_id, job, parts)
     except errors.InvalidJob as exc:
@@ -111,14 +112,18 @@ def extract_merge(self: Task, results: object = None, **kwargs: Any) -> StoredRe
     rt.count_result(result, None)
     rt.flush_metrics()
     log_result("extraction done", result)
-    if rt.settings.redact_results:
-        _release_parts(self, job_id, [p.job_id for p in parts])
-    return finishing(job_id, lambda: returned(result, redact=rt.settings.redact_results))
+    try:  # a failed document ends JobFailed (FAILURE); its parts are released either way
+        return finishing(job_id, lambda: returned(result, redact=rt.settings.redact_results))
+    finally:
+        if rt.settings.redact_results:
+            _release_parts(self, job_id, part_ids)
 
 
 def _release_parts(task: Task, job_id: str, part_ids: list[str]) -> None:
-    """Free the parts' unredacted results now that the document's is made (else they expire)."""
+    """Free the parts' unredacted results now that the document's is made (else they expire).
+    Best effort: nothing here may keep the document from its result."""
     try:
         store_for(task.backend).release(part_ids)
-    except ResultsUnavailable:
-        log.warning("chunk results of job=%s not released: they expire with the result expiry", job_id)
+    except Exception as exc:  # noqa: BLE001  (a backend error, or the soft limit in its retries)
+        log.warning("chunk results of job=%s not released (%s): they expire with the result expiry",
+                    job_id, type(exc).__name__)

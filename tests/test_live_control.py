@@ -108,7 +108,6 @@ WINDOW_S = 3.0
 LIMIT = 10
 
 
-@pytest.mark.timeout(180)
 def on_loopback(llm_server: LLMServer, tmp: Path) -> tuple[Path, dict[str, Any]]:
     """A small and a large Mistral model on the loopback server: the catalog file and the
     worker's environment (the server's records cleared)."""
@@ -121,6 +120,7 @@ def on_loopback(llm_server: LLMServer, tmp: Path) -> tuple[Path, dict[str, Any]]
     return catalog_file, env
 
 
+@pytest.mark.timeout(180)
 def test_two_workers_share_a_limit_counted_at_the_provider(
     redis_base_url: str, tmp_path: Path, llm_server: LLMServer
 ) -> None:
@@ -222,16 +222,22 @@ def test_a_shadow_models_answers_never_reach_a_job_result(worker: RunningWorker)
         s.rollback(0, catalog, by="test")
 
 
+@pytest.mark.parametrize("left", [
+    {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "30s"},
+    # tokens: fewer than a job reserves (its routed tokens plus its 1,024-token output budget)
+    {"x-ratelimit-remaining-tokens": "500", "x-ratelimit-reset-tokens": "30s",
+     "x-ratelimit-remaining-requests": "99", "x-ratelimit-reset-requests": "20ms"},
+], ids=["no-calls-left", "too-few-tokens-left"])
 def test_a_providers_rate_limit_headers_tighten_the_shared_limit(
-    redis_base_url: str, tmp_path: Path, llm_server: LLMServer
+    redis_base_url: str, tmp_path: Path, llm_server: LLMServer, left: dict[str, str]
 ) -> None:
     catalog_file, env = on_loopback(llm_server, tmp_path)
     with running_worker(redis_base_url, _next_database(), tmp_path, env=env) as worker:
         # Given a generous shared limit on the small model, whose provider says, on its
-        # first answer, that no call is left for the next 30 s
-        store(worker).change(lambda o: ov.set_limit(o, SMALL, ov.RateLimit(rpm=1000)),
+        # first answer, that too little is left for the next 30 s
+        store(worker).change(lambda o: ov.set_limit(o, SMALL, ov.RateLimit(rpm=1000, tpm=10_000_000)),
                              parse_catalog(catalog_file.read_text()), by="test", what="limit")
-        llm_server.answer(SMALL, headers={"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "30s"})
+        llm_server.answer(SMALL, headers=left)
         # When jobs come one after another
         results = [run(worker, 1)[0] for _ in range(6)]
     # Then the small model got one call, and the others went to the next candidate

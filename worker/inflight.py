@@ -114,7 +114,10 @@ class Inflight:
     def _beat(self) -> None:
         stop = threading.Event()
         while not stop.wait(self._renew_s):
-            self.renew()
+            try:
+                self.renew()
+            except Exception:  # the heartbeat must outlive any one bad beat
+                log.exception("lease heartbeat failed; beating on")
 
 
 def _dump(attempts: list[Attempt]) -> bytes:

@@ -16,18 +16,21 @@ from collections.abc import Callable
 from typing import Any
 
 from billiard.einfo import ExceptionWithTraceback
-from celery import Task
+from celery import Task, states
 from celery.exceptions import TimeLimitExceeded
 from celery.worker.strategy import default
 from kombu.exceptions import ContentDisallowed, DecodeError
 from kombu.message import Message
+from pydantic import TypeAdapter
 
 from contract.codes import ErrorCode
-from contract.schemas import ErrorInfo, JobResult
+from contract.schemas import ErrorInfo, Escalation, JobResult
 from worker.settings import get_settings
 from worker.shown_results import SummaryRequest, failure
 
 log = logging.getLogger(__name__)
+
+ESCALATIONS = TypeAdapter(list[Escalation])
 
 Handler = Callable[..., Any]
 
@@ -69,10 +72,18 @@ class JobRequest(SummaryRequest):
         super().on_timeout(soft, timeout)
 
     def _store_hard_limit_result(self, exc: BaseException) -> None:
-        if isinstance(exc, TimeLimitExceeded) and not self._hard_limit_stored:
+        """Best effort: whatever goes wrong here, Celery's own handling still follows."""
+        if not isinstance(exc, TimeLimitExceeded) or self._hard_limit_stored:
+            return
+        self._hard_limit_stored = True  # from here on Celery stores no bare failure
+        try:
+            if self.task.backend.get_task_meta(self.id).get("status") in states.READY_STATES:
+                return  # the job stored its own result just before its process was stopped
             result = hard_limit_result(self.id, self.kwargs)
             self.task.backend.mark_as_failure(self.id, failure(result))  # FAILURE, like every failed job
-            self._hard_limit_stored = True
+        except Exception:
+            self._hard_limit_stored = False  # then Celery's bare failure ends the job
+            log.exception("hard time limit job=%s: its failed JobResult could not be stored", self.id)
 
 
 def hard_limit_result(job_id: str, kwargs: Any) -> JobResult:
@@ -82,7 +93,10 @@ def hard_limit_result(job_id: str, kwargs: Any) -> JobResult:
     attempts = runtime().inflight.journal(job_id)
     log.error("hard time limit job=%s attempts=%d: its process was stopped", job_id, len(attempts))
     carry = kwargs.get("carry") if isinstance(kwargs, dict) else None
-    escalations = carry.get("escalations", []) if isinstance(carry, dict) else []
+    try:  # the message's own carry: only its escalations are taken, if they are well formed
+        escalations = ESCALATIONS.validate_python(carry.get("escalations", []) if isinstance(carry, dict) else [])
+    except ValueError:
+        escalations = []
     return JobResult(
         job_id=job_id, status="failed", attempts=attempts, escalations=escalations,
         error=ErrorInfo(code=ErrorCode.OUT_OF_TIME, message="the job hit the hard time limit: its process was stopped"),

@@ -7,7 +7,7 @@ admission (the conversation's routed tokens plus its output budget). The time is
 own (``TIME``), so workers on different machines share one clock. A provider that reports
 how many requests or tokens remain (its rate-limit headers, `worker.providers.rate_headers`)
 leaves ``<prefix>rl:cap:<model>`` / ``<prefix>rl:tcap:<model>``, which admissions spend
-down until they expire at the provider's reset: the limit only ever gets tighter.
+down until they expire at the provider's reset: a cap is only ever lowered.
 """
 
 from __future__ import annotations
@@ -67,6 +67,22 @@ return {1, 0}
 """
 
 
+# KEYS: the provider's call cap, its token cap. ARGV: calls left ('' unknown), their TTL ms,
+# tokens left ('' unknown), their TTL ms. A cap is set when absent or lowered, never raised.
+_TIGHTEN = """
+for i = 1, 2 do
+  local left = ARGV[2 * i - 1]
+  if left ~= '' then
+    local cap = redis.call('GET', KEYS[i])
+    if not cap or tonumber(left) < tonumber(cap) then
+      redis.call('SET', KEYS[i], left, 'PX', ARGV[2 * i])
+    end
+  end
+end
+return 0
+"""
+
+
 @dataclass(frozen=True)
 class Admission:
     """Whether a call may go out now; if not, how long until a slot may free up."""
@@ -86,6 +102,7 @@ class RateLimiter:
         self._redis = client
         self._window_ms = max(1, int(window_s * 1000))
         self._admit = client.register_script(_ADMIT)
+        self._tighten = client.register_script(_TIGHTEN)
 
     def admit(self, model: str, limit: RateLimit, *, tokens: int) -> Admission:
         """One call of `model` reserving `tokens` tokens. Redis unreachable: admitted (fail open)."""
@@ -100,15 +117,14 @@ class RateLimiter:
         return ADMITTED if admitted else Admission(False, int(wait_ms) / 1000)
 
     def tighten(self, model: str, left: Remaining) -> None:
-        """The provider says only `left` remains until its reset: admit no more than that."""
-        ttl_ms = max(1, int(left.reset_s * 1000))
-        pipe = self._redis.pipeline(transaction=False)
-        if left.requests is not None:
-            pipe.set(self._keys.rate_cap(model), left.requests, px=ttl_ms)
-        if left.tokens is not None:
-            pipe.set(self._keys.rate_token_cap(model), left.tokens, px=ttl_ms)
+        """The provider says only `left` remains until its resets: admit no more than that.
+        A cap is only ever lowered (answers arrive out of order, and a provider's count
+        misses the calls already admitted and on their way)."""
+        args: list[int | str] = []
+        for count, reset_s in ((left.requests, left.requests_reset_s), (left.tokens, left.tokens_reset_s)):
+            args += ["" if count is None else count, max(1, int(reset_s * 1000))]
         try:
-            pipe.execute()
+            self._tighten(keys=[self._keys.rate_cap(model), self._keys.rate_token_cap(model)], args=args)
         except redis.RedisError as exc:
             log.warning("could not record what the provider has left for model=%s: %s", model, exc)
 

@@ -95,9 +95,10 @@ class JobRecord:
     def cut_attempt(self, now: float, *, code: str = ErrorCode.SOFT_TIME_LIMIT) -> Attempt | None:
         """The call under way as an attempt cut short at `now` (`code` says by what); None
         between calls. The record is left as it is (a journal reads it while the call runs)."""
-        if self.in_flight is None:
+        call = self.in_flight  # read once: the heartbeat thread reads it while the job runs
+        if call is None:
             return None
-        candidate, provider, started, level = self.in_flight
+        candidate, provider, started, level = call
         return Attempt(
             model=candidate.model.name, tier=candidate.tier_name, provider=provider,
             outcome="interrupted", error_kind=KIND[ErrorCode(code)], error_code=code,

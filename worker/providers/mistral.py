@@ -79,8 +79,8 @@ class MistralProvider:
         return replace(answer, remaining=rate_headers.remaining(headers)) if headers is not None else answer
 
     def _seen(self, response: httpx2.Response) -> None:
-        """httpx's response hook, in the calling thread (greenlet): the headers of a 200,
-        which the SDK's return value does not carry."""
+        """httpx's response hook, in the calling thread (greenlet): every response's
+        headers, read after a 200 (the SDK's return value does not carry them)."""
         self._last.headers = response.headers
 
     def close(self) -> None:

@@ -17,33 +17,38 @@ from dataclasses import dataclass
 
 DEFAULT_RESET_S = 60.0  # the providers' limits are per minute
 MAX_RESET_S = 3600.0
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")  # no sign, no exponent, no nan or inf
+_DURATION = re.compile(rf"({_NUMBER.pattern})(ms|h|m|s)")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 @dataclass(frozen=True)
 class Remaining:
-    """Calls and tokens the provider has left for this key (None: not said), and the
-    seconds until they refill."""
+    """Calls and tokens the provider has left for this key (None: not said), each with the
+    seconds until it refills."""
 
     requests: int | None
     tokens: int | None
-    reset_s: float
+    requests_reset_s: float = DEFAULT_RESET_S
+    tokens_reset_s: float = DEFAULT_RESET_S
 
 
 def remaining(headers: Mapping[str, str]) -> Remaining | None:
     """What `headers` (case-insensitive, as httpx's are) say is left; None when nothing."""
     requests = _count(headers.get("x-ratelimit-remaining-requests"))
     tokens = _count(headers.get("x-ratelimit-remaining-tokens"))
+    tokens_reset = _reset(headers.get("x-ratelimit-reset-tokens"))
     if tokens is None:
         tokens = _count(headers.get("x-ratelimitbysize-remaining-minute"))
+        tokens_reset = _reset(headers.get("ratelimitbysize-reset"))
     if requests is None and tokens is None:
         return None
-    resets = [_duration(headers.get(name)) for name in (
-        "x-ratelimit-reset-requests", "x-ratelimit-reset-tokens", "ratelimitbysize-reset")]
-    known = [r for r in resets if r is not None]
-    reset_s = max(known) if known else DEFAULT_RESET_S
-    return Remaining(requests, tokens, min(max(reset_s, 0.001), MAX_RESET_S))
+    return Remaining(requests, tokens, _reset(headers.get("x-ratelimit-reset-requests")), tokens_reset)
+
+
+def _reset(raw: str | None) -> float:
+    seconds = _duration(raw)
+    return DEFAULT_RESET_S if seconds is None else min(max(seconds, 0.001), MAX_RESET_S)
 
 
 def _count(raw: str | None) -> int | None:
@@ -61,10 +66,8 @@ def _duration(raw: str | None) -> float | None:
     if raw is None:
         return None
     text = raw.strip()
-    try:
+    if _NUMBER.fullmatch(text):
         return float(text)
-    except ValueError:
-        pass
     parts = _DURATION.findall(text)
     if not parts or "".join(n + u for n, u in parts) != text:
         return None
