@@ -1,10 +1,11 @@
 """Mistral on the official SDK (``mistralai`` 3.x: ``mistralai.client.Mistral``, on httpx2).
 
-A few clients per provider object (`clients`, sized to the calls in flight: see
-`worker.providers.clients`), built when the object is (per worker process, after
-fork), with the SDK's retries off (strategy "none"): the router owns retries. Every
-call carries the attempt's timeout (``timeout_ms``). Each client's HTTP client is built
-here, with a response hook that keeps the rate-limit headers of a 200 for the caller. The SDK's debug logger, which
+One SDK client per provider object, built when the object is (per worker process,
+after fork), with the SDK's retries off (strategy "none"): the router owns retries.
+Every call carries the attempt's timeout (``timeout_ms``). Its HTTP client is built
+here: it sends through `pools` connection pools sized to the calls in flight
+(`worker.providers.transport`), with a response hook that keeps the rate-limit headers
+of a 200 for the caller. The SDK's debug logger, which
 prints request headers when ``MISTRAL_DEBUG`` is set, is replaced by a silent one so
 the key cannot reach a log. The SDK's errors become the project's in
 `MistralProvider._map_error`, and nowhere else.
@@ -13,11 +14,12 @@ the key cannot reach a log. The SDK's errors become the project's in
 from __future__ import annotations
 
 import threading
+import weakref
 from dataclasses import replace
 from typing import Any
 
 import httpx2
-from mistralai.client import Mistral
+from mistralai.client import Mistral, models
 from mistralai.client import errors as sdk_errors
 from mistralai.client.utils import BackoffStrategy, RetryConfig
 from pydantic import SecretStr
@@ -25,7 +27,7 @@ from pydantic import SecretStr
 from worker import errors
 from worker.providers import completions, http_errors, rate_headers
 from worker.providers.base import ChatRequest, ChatResponse
-from worker.providers.clients import ClientPool
+from worker.providers.transport import SpreadTransport
 
 DEFAULT_SERVER_URL = "https://api.mistral.ai"
 NO_RETRY = RetryConfig("none", BackoffStrategy(1, 1, 1.0, 1), retry_connection_errors=False)
@@ -38,6 +40,23 @@ class _Silent:
         return
 
 
+_MESSAGES: dict[str, Any] = {
+    "system": models.SystemMessage, "user": models.UserMessage, "assistant": models.AssistantMessage,
+}
+
+
+def _typed(arguments: dict[str, Any]) -> dict[str, Any]:
+    """`arguments` with the messages and response format as the SDK's own models: the SDK
+    sends the same body, but builds a pydantic model class on every call to read the dict
+    forms (about a millisecond of CPU each). A role it has no plain model for stays a dict."""
+    messages = arguments["messages"]
+    if all(m.get("role") in _MESSAGES for m in messages):
+        arguments["messages"] = [_MESSAGES[m["role"]](content=m["content"]) for m in messages]
+    if "response_format" in arguments:
+        arguments["response_format"] = models.ResponseFormat(**arguments["response_format"])
+    return arguments
+
+
 class MistralProvider:
     """Chat completions through ``mistralai.client.Mistral``.
 
@@ -48,18 +67,21 @@ class MistralProvider:
 
     def __init__(
         self, name: str, *, api_key: SecretStr, base_url: str | None = None, key_env: str = "MISTRAL_API_KEY",
-        clients: int = 1,
+        pools: int = 1,
     ) -> None:
         self.name = name
         self._key_env = key_env
         self._secret = api_key
         self._server_url = base_url or DEFAULT_SERVER_URL
         self._last = threading.local()  # per greenlet under gevent
-        self._clients = ClientPool(lambda: Mistral(
+        # Closed with this object, as the SDK closes the clients it makes itself.
+        self._http = httpx2.Client(transport=SpreadTransport(pools), follow_redirects=True,
+                                   event_hooks={"response": [self._seen]})
+        weakref.finalize(self, self._http.close)
+        self._client = Mistral(
             api_key=api_key.get_secret_value(), server_url=self._server_url,
-            retry_config=NO_RETRY, debug_logger=_Silent(),
-            client=httpx2.Client(follow_redirects=True, event_hooks={"response": [self._seen]}),
-        ), clients)
+            retry_config=NO_RETRY, debug_logger=_Silent(), client=self._http,
+        )
 
     def __repr__(self) -> str:
         return f"MistralProvider({self.name!r}, base_url={self._server_url!r})"
@@ -67,11 +89,10 @@ class MistralProvider:
     def chat(self, request: ChatRequest, *, timeout_s: float) -> ChatResponse:
         """One call, no retry; raises only `worker.errors.ProviderError` subclasses."""
         try:
-            with self._clients.use() as client:
-                self._last.headers = None
-                completion = client.chat.complete(
-                    **completions.arguments(request), timeout_ms=max(1, round(timeout_s * 1000))
-                )
+            self._last.headers = None
+            completion = self._client.chat.complete(
+                **_typed(completions.arguments(request)), timeout_ms=max(1, round(timeout_s * 1000))
+            )
         except (sdk_errors.MistralError, sdk_errors.NoResponseError, httpx2.TransportError) as exc:
             raise self._map_error(exc, request.model, timeout_s) from exc
         answer = completions.response(completion, provider=self.name, model=request.model)
@@ -84,7 +105,7 @@ class MistralProvider:
         self._last.headers = response.headers
 
     def close(self) -> None:
-        self._clients.close(lambda client: client.sdk_configuration.client.close())  # type: ignore[union-attr]
+        self._http.close()
 
     def _map_error(self, exc: Exception, model: str, timeout_s: float) -> errors.ProviderError:
         """The one place where the Mistral SDK's errors become the project's."""

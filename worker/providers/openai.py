@@ -1,8 +1,9 @@
 """OpenAI, and any OpenAI-compatible server (vLLM, Ollama, a gateway), on the official SDK.
 
-A few clients per provider object (`clients`, sized to the calls in flight: see
-`worker.providers.clients`), built when the object is (per worker process, after
-fork), with the SDK's retries off (`max_retries=0`): the router owns retries. Every
+One SDK client per provider object, built when the object is (per worker process,
+after fork), sending through a transport of `pools` connection pools sized to the calls
+in flight (`worker.providers.transport`), with the SDK's retries off (`max_retries=0`):
+the router owns retries. Every
 call carries the attempt's timeout. The SDK's errors become the project's in
 `OpenAIProvider._map_error`, and nowhere else.
 """
@@ -10,6 +11,7 @@ call carries the attempt's timeout. The SDK's errors become the project's in
 from __future__ import annotations
 
 import json
+import weakref
 from dataclasses import replace
 
 import openai
@@ -18,7 +20,7 @@ from pydantic import SecretStr
 from worker import errors
 from worker.providers import completions, http_errors, rate_headers
 from worker.providers.base import ChatRequest, ChatResponse
-from worker.providers.clients import ClientPool
+from worker.providers.transport import SpreadTransport
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -33,25 +35,29 @@ class OpenAIProvider:
 
     def __init__(
         self, name: str, *, api_key: SecretStr, base_url: str | None = None, key_env: str = "OPENAI_API_KEY",
-        clients: int = 1,
+        pools: int = 1,
     ) -> None:
         self.name = name
         self._key_env = key_env
         self._secret = api_key
-        self._clients = ClientPool(lambda: openai.OpenAI(
-            api_key=api_key.get_secret_value(), base_url=base_url or DEFAULT_BASE_URL, max_retries=0
-        ), clients)
+        # The SDK's own defaults (timeouts, redirects), sending through `pools` connection
+        # pools; closed with this object, as the SDK closes the clients it makes itself.
+        http = openai.DefaultHttpxClient(transport=SpreadTransport(pools))
+        weakref.finalize(self, http.close)
+        self._client = openai.OpenAI(
+            api_key=api_key.get_secret_value(), base_url=base_url or DEFAULT_BASE_URL, max_retries=0,
+            http_client=http,
+        )
 
     def __repr__(self) -> str:
-        return f"OpenAIProvider({self.name!r}, base_url={str(self._clients.first.base_url)!r})"
+        return f"OpenAIProvider({self.name!r}, base_url={str(self._client.base_url)!r})"
 
     def chat(self, request: ChatRequest, *, timeout_s: float) -> ChatResponse:
         """One call, no retry; raises only `worker.errors.ProviderError` subclasses."""
         try:
-            with self._clients.use() as client:
-                raw = client.chat.completions.with_raw_response.create(
-                    **completions.arguments(request), timeout=timeout_s
-                )
+            raw = self._client.chat.completions.with_raw_response.create(
+                **completions.arguments(request), timeout=timeout_s
+            )
             completion = raw.parse()
         except (openai.OpenAIError, json.JSONDecodeError) as exc:
             raise self._map_error(exc, request.model, timeout_s) from exc
@@ -59,7 +65,7 @@ class OpenAIProvider:
         return replace(answer, remaining=rate_headers.remaining(raw.headers))
 
     def close(self) -> None:
-        self._clients.close(lambda client: client.close())
+        self._client.close()
 
     def _map_error(self, exc: Exception, model: str, timeout_s: float) -> errors.ProviderError:
         """The one place where the OpenAI SDK's errors become the project's."""

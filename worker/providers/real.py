@@ -22,9 +22,9 @@ from pydantic import SecretStr
 
 from worker.catalog import Catalog
 from worker.providers.base import Provider
-from worker.providers.clients import clients_for
 from worker.providers.mistral import DEFAULT_SERVER_URL, MistralProvider
 from worker.providers.openai import DEFAULT_BASE_URL, OpenAIProvider
+from worker.providers.transport import pools_for
 from worker.settings import Settings
 
 # Sent to an endpoint that needs no key: the SDKs would otherwise read OPENAI_API_KEY /
@@ -113,8 +113,8 @@ def describe(catalog: Catalog, found: Mapping[str, Endpoint]) -> str:
 def build_real_providers(
     settings: Settings, catalog: Catalog, environ: Mapping[str, str] | None = None, *, concurrency: int = 1
 ) -> dict[str, Provider]:
-    """Model name → its provider; one provider per endpoint, with `clients_for(concurrency)`
-    SDK clients.
+    """Model name → its provider; one provider per endpoint, its SDK client sending through
+    `pools_for(concurrency)` connection pools.
 
     Models whose endpoint has no key are absent from the result. Call once per worker
     process, after fork: each provider holds its SDK clients and their connection pools.
@@ -130,7 +130,7 @@ def build_real_providers(
         if endpoint.name not in built:
             built[endpoint.name] = KINDS[endpoint.kind](
                 endpoint.name, api_key=endpoint.api_key or KEYLESS, base_url=endpoint.base_url,
-                key_env=endpoint.key_env or "no key", clients=clients_for(concurrency),
+                key_env=endpoint.key_env or "no key", pools=pools_for(concurrency),
             )
         providers[model.name] = built[endpoint.name]
     return providers
