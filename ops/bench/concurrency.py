@@ -4,7 +4,8 @@ One worker process, `--pool gevent -c 300`, the same Redis; in one run:
 - `plain`: a Celery task that sleeps 1 s (what the pool and Redis allow);
 - `simulated`: tierline jobs on the simulated provider at 1 s latency;
 - `mistral` / `openai`: tierline jobs through the real SDKs against a loopback asyncio
-  server holding every connection open (keep-alive), answering after 1 s;
+  server holding every connection open (keep-alive), answering after 1 s (a process of
+  its own, whose CPU per call the table shows);
 - `simulated + 2% huge`: the simulated run with 2% of jobs carrying ~200,000-token
   conversations (the p99 of the small jobs is compared with the run without them).
 Targets: simulated ≥ 0.9 of plain; SDK paths ≥ 0.8 of simulated with p50 ≤ 1.5 s;
@@ -16,6 +17,7 @@ small jobs' p99 with huge ones ≤ 1.2× without.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import random
 import statistics
@@ -44,6 +46,7 @@ from worker.providers.simulated import Behaviour, Script, publish_script
 SLEEP = "bench.sleep"  # ops/bench/noop_app.py
 PREFIX = "bench:"
 LATENCY_S = 1.0
+SIMULATED = "tierline, simulated 1 s"
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -55,6 +58,7 @@ class Run:
     p99_s: float
     small_p99_s: float
     rss_mb: float
+    server_cpu_ms: float | None = None  # the loopback server's CPU per call (SDK runs)
 
 
 @contextmanager
@@ -132,7 +136,7 @@ def measure(url: str, jobs: int, concurrency: int, paths: list[str]) -> list[Run
         if "plain" in paths:
             runs.append(run(app, pid, "plain task (sleep 1 s)", SLEEP, sample, everything))
         if "simulated" in paths:
-            runs.append(run(app, pid, "tierline, simulated 1 s", TASK_COMPLETE, sample, everything))
+            runs.append(run(app, pid, SIMULATED, TASK_COMPLETE, sample, everything))
         if "huge" in paths:
             mixed, small = with_huge(sample, 0.02)
             runs.append(run(app, pid, "tierline, simulated, 2% huge", TASK_COMPLETE, mixed, small))
@@ -170,17 +174,23 @@ def sdk_run(url: str, jobs: int, concurrency: int, provider: str, sample: list[d
         pinned = [{**job, "pin_model": model} for job in sample]
         with gevent_worker(url, concurrency, env) as (app, pid):
             run(app, pid, "warm-up", TASK_COMPLETE, pinned[:concurrency], set(range(concurrency)))
-            return run(app, pid, f"tierline, {provider} SDK 1 s", TASK_COMPLETE, pinned, set(range(jobs)))
+            before = server.cpu_s()
+            measured = run(app, pid, f"tierline, {provider} SDK 1 s", TASK_COMPLETE, pinned, set(range(jobs)))
+            return dataclasses.replace(measured, server_cpu_ms=(server.cpu_s() - before) * 1000 / jobs)
 
 
 def table(runs: list[Run], jobs: int, concurrency: int) -> Table:
     out = Table(title=f"gevent -c {concurrency}, {jobs} jobs a run, {LATENCY_S:g} s provider latency")
-    for column in ("run", "jobs/s", "ratio", "p50 s", "p99 s", "small jobs' p99 s", "worker RSS MB"):
+    for column in ("run", "jobs/s", "ratio", "vs simulated", "p50 s", "p99 s", "small jobs' p99 s",
+                   "worker RSS MB", "server CPU ms/call"):
         out.add_column(column, justify="right")
     base = runs[0].jobs_per_s if runs else 1.0
+    simulated = next((r.jobs_per_s for r in runs if r.name == SIMULATED), None)
     for r in runs:
-        out.add_row(r.name, f"{r.jobs_per_s:.1f}", f"{r.jobs_per_s / base:.2f}", f"{r.p50_s:.2f}", f"{r.p99_s:.2f}",
-                    f"{r.small_p99_s:.2f}", f"{r.rss_mb:.0f}")
+        out.add_row(r.name, f"{r.jobs_per_s:.1f}", f"{r.jobs_per_s / base:.2f}",
+                    f"{r.jobs_per_s / simulated:.2f}" if simulated else "", f"{r.p50_s:.2f}", f"{r.p99_s:.2f}",
+                    f"{r.small_p99_s:.2f}", f"{r.rss_mb:.0f}",
+                    "" if r.server_cpu_ms is None else f"{r.server_cpu_ms:.3f}")
     return out
 
 
