@@ -94,6 +94,18 @@ def test_a_first_delivery_takes_the_jobs_lease_in_the_same_round_trip(
     assert not client.exists(Keys("state-test:").lease("job-no-lease", 0))
 
 
+def test_a_read_after_the_server_forgot_its_scripts_loads_the_script_again(
+    state: RoutingState, client: redis.Redis
+) -> None:
+    state.mark_busy(MODELS[0], ttl_s=10, reason="transient:timeout")
+    state.read(MODELS, job_id="before-flush")
+    # When the server forgets every script (as after a restart without them)
+    client.script_flush()
+    # Then the next read still counts the delivery and reads the flags
+    snapshot = state.read(MODELS, job_id="after-flush")
+    assert (snapshot.delivery, snapshot.busy, snapshot.healthy) == (1, {MODELS[0]}, True)
+
+
 def test_flags_show_reason_and_time_left(state: RoutingState) -> None:
     state.mark_busy(MODELS[0], ttl_s=7, reason="transient:rate_limited")
     flag = state.flags(MODELS)[MODELS[0]]

@@ -9,6 +9,7 @@ a second per worker process): a budget can be overrun by what finishes in that s
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Mapping
@@ -25,7 +26,13 @@ log = logging.getLogger(__name__)
 
 def utc_day(now: float) -> str:
     """The UTC day of Unix time `now`, as budgets count it (YYYY-MM-DD)."""
-    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")
+    return _day(int(now // 86_400))
+
+
+@functools.lru_cache(maxsize=4)
+def _day(number: int) -> str:
+    # Every finished job asks: format each day once.
+    return datetime.fromtimestamp(number * 86_400, UTC).strftime("%Y-%m-%d")
 
 
 def over_budget(
