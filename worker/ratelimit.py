@@ -21,6 +21,7 @@ import redis
 from worker.keys import Keys
 from worker.overlay import RateLimit
 from worker.providers.rate_headers import Remaining
+from worker.redis_pool import run_script
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ class RateLimiter:
                 self._keys.rate_token_cap(model)]
         args: list[int | str] = [self._window_ms, limit.rpm or 0, limit.tpm or 0, tokens, os.urandom(8).hex()]
         try:
-            admitted, wait_ms = self._admit(keys=keys, args=args)
+            admitted, wait_ms = run_script(self._redis, self._admit, keys, args)
         except redis.RedisError as exc:
             log.warning("rate limit of model=%s unreadable, calling anyway: %s", model, exc)
             return ADMITTED

@@ -13,13 +13,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import redis
 
 from worker import keys as keyspace
 from worker import series
 from worker.metrics import Metrics
+from worker.redis_pool import run_script
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ class RoutingState:
                 *(self._keys.busy(m) for m in models), *along]
         args: list[str | int] = [keyspace.DELIVERIES_TTL_S, *((lease.owner, lease.ttl_s) if lease else ("", 0))]
         try:
-            delivery, leased, values = self._run_read(keys, args)
+            delivery, leased, values = run_script(self._redis, self._read, keys, args)
         except redis.RedisError as exc:
             self._unreadable(exc)
             if self._along is not None:
@@ -118,15 +119,6 @@ class RoutingState:
         if self._along is not None:
             self._along.observe(values[len(models):])
         return Snapshot(_flagged(models, values[:len(models)]), int(delivery), healthy=True, leased=bool(leased))
-
-    def _run_read(self, keys: list[str], args: list[str | int]) -> Any:
-        # EVALSHA straight away: the read runs on every delivery, and redis-py's Script
-        # wrapper costs a fifth of the call's CPU; the wrapper only loads a missing script.
-        try:
-            return self._redis.execute_command(  # type: ignore[no-untyped-call]
-                "EVALSHA", self._read.sha, len(keys), *keys, *args)
-        except redis.exceptions.NoScriptError:
-            return self._read(keys=keys, args=args)
 
     def busy(self, models: Sequence[str]) -> frozenset[str]:
         """The flagged models among `models` (one MGET), for a plan later in a job's life."""
