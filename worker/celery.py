@@ -6,6 +6,7 @@ a visibility timeout longer than the hard limit, results that expire, task event
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import sys
@@ -113,6 +114,12 @@ def _before_fork(sender: Any = None, **_: Any) -> None:
         # Celery logs and ignores an exception raised in a signal handler, and the worker
         # would consume and fail every job: stop it here, before it consumes anything.
         refuse_to_start(str(exc))
+    # Everything loaded so far (Celery, the SDKs, the vocabulary, the catalog) lives as long
+    # as the process: keep it out of the garbage collector's passes, which otherwise walk it
+    # again and again (and under prefork write to every object's header, copying the pages
+    # the children share with this process).
+    gc.collect()
+    gc.freeze()
     if pool != "prefork":  # jobs run in this process (gevent, threads, solo): no fork to wait for
         tracing.configure_from_env()
 
