@@ -27,7 +27,7 @@ def requeue(task: Task, name: str, job: object, carry: Carry) -> Any:
     sig = task.app.signature(
         name, kwargs={"job": job, "carry": sealed},
         argsrepr=f"job={job_id}", kwargsrepr=escalated(carry),
-        headers=tracing.context_headers(),  # the next delivery continues this trace
+        headers=tracing.context_headers(task.request),  # the next delivery continues this trace
     )
     return task.replace(sig)
 

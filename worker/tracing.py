@@ -6,7 +6,9 @@ the delivery's context on, so one trace shows the job's whole life. Each model c
 span with the GenAI attributes (operation, provider, model, tokens) and its outcome; no
 span carries message text, answers or error messages, only codes.
 
-Off by default: the OpenTelemetry API's no-op tracer costs a few microseconds a job.
+Off by default, and then free: until a tracer provider is installed no span is made (the
+API's no-op spans cost ~20 µs a job); a re-queue still passes on the trace headers its
+message came with.
 `configure_from_env` installs the SDK with an OTLP exporter when the standard variables
 ask for one (``OTEL_TRACES_EXPORTER=otlp``, or an ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``);
 the exporter reads the rest of ``OTEL_*`` (headers, protocol, service name) itself.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -30,6 +33,22 @@ log = logging.getLogger(__name__)
 TRACER_NAME = "tierline"
 # A proxy: it follows the provider configure_from_env (or a test) installs later.
 _TRACER = trace.get_tracer(TRACER_NAME)
+_TRACE_HEADERS = ("traceparent", "tracestate")
+_installed = False
+_looked_at = -1.0  # when this process last asked OpenTelemetry (time.monotonic)
+
+
+def tracing_on() -> bool:
+    """True once a tracer provider is installed in this process (OpenTelemetry sets one once).
+
+    Until then OpenTelemetry is asked at most once a second (its question reads the
+    environment): a provider installed by other code counts from then on.
+    """
+    global _installed, _looked_at
+    if not _installed and time.monotonic() - _looked_at >= 1.0:
+        _looked_at = time.monotonic()
+        _installed = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    return _installed
 
 
 def tracing_requested(env: Mapping[str, str]) -> bool:
@@ -54,6 +73,8 @@ def configure_from_env() -> bool:
         "OTEL_SERVICE_NAME", "tierline-worker")}))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
+    global _installed
+    _installed = True
     log.info("tracing on: spans go to the OTLP exporter")
     return True
 
@@ -83,6 +104,9 @@ class _RequestGetter(Getter[Any]):
 @contextmanager
 def delivery_span(request: Any, *, task: str, job_id: str, level: int) -> Iterator[Span]:
     """The span of one delivery of a job, continuing the trace its message carries."""
+    if not tracing_on():
+        yield trace.INVALID_SPAN
+        return
     parent = propagate.extract(request, getter=_RequestGetter())
     # A re-queue ends the delivery with Celery's Ignore, a failed job with JobFailed:
     # neither is an error of the span (describe_result says how the job ended).
@@ -93,8 +117,12 @@ def delivery_span(request: Any, *, task: str, job_id: str, level: int) -> Iterat
         yield span
 
 
-def context_headers() -> dict[str, str]:
-    """The current trace context as message headers (for a re-queue)."""
+def context_headers(request: Any) -> dict[str, str]:
+    """The trace context for a re-queue's message: the current one, or with tracing off here
+    the headers the delivered message (`request`) came with."""
+    if not tracing_on():
+        getter = _RequestGetter()
+        return {key: found[0] for key in _TRACE_HEADERS if (found := getter.get(request, key))}
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return carrier
@@ -103,6 +131,9 @@ def context_headers() -> dict[str, str]:
 @contextmanager
 def attempt_span(*, model: str, provider: str, tier: str) -> Iterator[Span]:
     """The span of one model call (GenAI client span: ``chat <model>``)."""
+    if not tracing_on():
+        yield trace.INVALID_SPAN
+        return
     with _TRACER.start_as_current_span(f"chat {model}", kind=SpanKind.CLIENT, attributes={
         "gen_ai.operation.name": "chat", "gen_ai.provider.name": provider, "gen_ai.request.model": model,
         "tierline.tier": tier,

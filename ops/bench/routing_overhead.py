@@ -4,7 +4,10 @@ With live control on: the routing-state read (one script call) also brings the o
 version, every circuit and the budgeted teams' spend; the plan is steered (weights,
 circuits); the first candidate has a shared rate limit, so its admission is one more
 script call. Two round trips in all, and the floor makes the same two raw ones: tiktoken's
-raw encode of the same text, one raw MGET and one raw INCR on the same Redis. Targets:
+raw encode of the same text, one raw MGET and one raw INCR on the same Redis through
+redis-py. A second floor sends the same two commands the cheapest way this client knows
+(the direct connection tierline's scripts use, `worker.redis_pool.Direct`): what is left
+over it is the scripts' own work in Redis and the routing itself. Targets:
 p50 <= 0.3 ms at ~200 tokens, <= 1.2x the floor at every size.
 
     python -m ops.bench.routing_overhead [--rounds 3000]
@@ -31,6 +34,7 @@ from worker.metrics import Metrics
 from worker.overlay_store import OverlayStore
 from worker.plan import Route, plan
 from worker.policies import POLICIES
+from worker.redis_pool import Direct
 from worker.runtime import live_routing
 from worker.settings import Settings
 from worker.state import RoutingState
@@ -67,9 +71,11 @@ def measure(url: str, rounds: int) -> Table:
     live = live_routing(client, settings, catalog)
     state = RoutingState(client, keys, Metrics(), along=live)
     busy_keys = [keys.busy(m) for m in catalog.model_names]
+    direct = Direct(client)
     policy = POLICIES["tokens"]
     table = Table(title=f"routing overhead per job ({rounds} rounds each, ms)")
-    for column in ("size", "tokens", "tierline p50", "tierline p99", "floor p50", "floor p99", "p50 ratio"):
+    for column in ("size", "tokens", "tierline p50", "tierline p99", "floor p50", "floor p99", "p50 ratio",
+                   "direct floor p50", "ratio to it"):
         table.add_column(column, justify="right")
     for label, words in SIZES.items():
         contents = [m["content"] for m in conversation(random.Random(1), words)]
@@ -87,13 +93,21 @@ def measure(url: str, rounds: int) -> Table:
             client.mget(busy_keys)
             return client.incr("bench:floor")
 
-        ours, base = [], []
-        for _ in range(5):  # interleave so both see the same machine noise
+        def direct_floor(contents: list[str] = contents) -> object:
+            for text in contents:
+                encoder.encode_ordinary(text)
+            direct.call("MGET", *busy_keys)
+            return direct.call("INCR", "bench:floor")
+
+        ours, base, bare = [], [], []
+        for _ in range(5):  # interleave so all see the same machine noise
             ours += _timed(route, rounds // 5)
             base += _timed(floor, rounds // 5)
+            bare += _timed(direct_floor, rounds // 5)
         tokens = counter.conversation(contents).tokens
         table.add_row(label, f"{tokens:,}", f"{_p(ours, 50):.3f}", f"{_p(ours, 99):.3f}",
-                      f"{_p(base, 50):.3f}", f"{_p(base, 99):.3f}", f"{_p(ours, 50) / _p(base, 50):.2f}x")
+                      f"{_p(base, 50):.3f}", f"{_p(base, 99):.3f}", f"{_p(ours, 50) / _p(base, 50):.2f}x",
+                      f"{_p(bare, 50):.3f}", f"{_p(ours, 50) / _p(bare, 50):.2f}x")
     client.delete("bench:deliveries:bench-job:0", "bench:floor", keys.overlay_version, keys.overlay_versions,
                   *(keys.rate_requests(m) for m in catalog.model_names))
     return table
@@ -105,10 +119,10 @@ def main() -> None:
     args = parser.parse_args()
     url = redis_url_from_env()
     if url:
-        Console(width=120).print(measure(url, args.rounds))
+        Console(width=160).print(measure(url, args.rounds))
         return
     with PrivateRedis(appendonly=False) as server:
-        Console(width=120).print(measure(server.url, args.rounds))
+        Console(width=160).print(measure(server.url, args.rounds))
 
 
 if __name__ == "__main__":

@@ -52,3 +52,25 @@ def test_tracing_is_off_unless_otel_variables_ask() -> None:
     assert tracing_requested({"OTEL_TRACES_EXPORTER": "otlp"})
     assert tracing_requested({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"})
     assert not tracing_requested({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x", "OTEL_SDK_DISABLED": "true"})
+
+
+OFF_PROBE = """
+from types import SimpleNamespace
+from worker import tracing
+message = SimpleNamespace(headers={}, traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+with tracing.delivery_span(message, task="tierline.complete", job_id="j", level=0) as span:
+    with tracing.attempt_span(model="m", provider="p", tier="small") as call:
+        print(tracing.tracing_on(), span.is_recording(), call.is_recording(), tracing.context_headers(message))
+"""
+
+
+def test_with_tracing_off_no_span_is_made_and_a_requeue_passes_the_trace_on() -> None:
+    # Given a worker process with no tracer provider installed (no OTEL_* variables)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    # When a delivery whose message carries a producer's traceparent makes a call and re-queues
+    out = subprocess.run([sys.executable, "-c", OFF_PROBE], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=60)
+    # Then nothing records a span, and the re-queued message keeps the producer's trace
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == ("False False False "
+                                  "{'traceparent': '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'}")
