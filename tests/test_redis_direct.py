@@ -93,3 +93,12 @@ def test_a_forked_child_does_not_use_its_parents_connection(client: redis.Redis)
     # Then neither read the other's replies
     assert os.read(done_read, 1) == b"1"
     assert set(replies) == {b"parent"}
+
+
+def test_redis_unreachable_is_a_connection_error_after_the_clients_own_retries() -> None:
+    # Given a client whose Redis does not answer (a closed port)
+    url = "redis://127.0.0.1:9/0"
+    client = connect(url, Settings(redis_url=url, redis_socket_timeout_s=0.5))
+    # When the hot path calls it, Then it fails as every other call does: a ConnectionError
+    with pytest.raises(redis.exceptions.ConnectionError):
+        Direct(client).call("PING")

@@ -54,8 +54,9 @@ class Direct:
     sent on a connection from a small stack of idle ones, taken from the client's pool (and
     so counted against its bound). A connection is put back only after its whole reply was
     read: one interrupted mid-call (a time limit, a greenlet killed) is closed, so no reply
-    is ever left unread on it. A connection error falls back to `execute_command`, whose
-    retries and reconnects ride out a Redis restart as every other call does.
+    is ever left unread on it. A connection error (connecting, sending or reading) falls
+    back to `execute_command`, whose retries and reconnects ride out a Redis restart as
+    every other call does.
     """
 
     KEEP = 8  # idle connections kept out of the pool (a prefork child uses one)
@@ -69,7 +70,10 @@ class Direct:
     def call(self, *command: str | int | bytes) -> Any:
         if self._pid != os.getpid():  # forked with the client: the parent's sockets are not ours
             self._idle, self._pid = [], os.getpid()
-        conn = self._idle.pop() if self._idle else self._pool.get_connection()
+        try:
+            conn = self._idle.pop() if self._idle else self._pool.get_connection()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            return self._client.execute_command(*command)  # type: ignore[no-untyped-call]
         try:
             conn.send_packed_command([_packed(command)], check_health=False)  # type: ignore[no-untyped-call]
             reply = conn.read_response()
