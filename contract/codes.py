@@ -97,8 +97,9 @@ class ErrorCode(StrEnum):
     MERGE_INVALID = "merge_invalid"  # the merged chunks' answer does not fit the schema
     # -- budget: attempts or time ran out ---------------------------------------------
     BUDGET_EXHAUSTED = "budget_exhausted"  # every attempt of the budget failed
-    OUT_OF_TIME = "out_of_time"  # the job reached its soft time limit
+    OUT_OF_TIME = "out_of_time"  # the job reached its soft (or hard) time limit
     SOFT_TIME_LIMIT = "soft_time_limit"  # an attempt cut short by the job's soft time limit
+    HARD_TIME_LIMIT = "hard_time_limit"  # an attempt cut short by the job's hard time limit
     BUDGET_EXCEEDED = "budget_exceeded"  # a team's daily spending budget refuses the job (live control)
     # -- lost, duplicate, internal ----------------------------------------------------
     WORKER_LOST = "worker_lost"  # the worker died on every one of its deliveries
@@ -132,7 +133,7 @@ _KINDS: dict[FailureKind, tuple[ErrorCode, ...]] = {
     FailureKind.MALFORMED_MESSAGE: (ErrorCode.MALFORMED_MESSAGE,),
     FailureKind.QUALITY: (ErrorCode.QUALITY, ErrorCode.MERGE_INVALID),
     FailureKind.BUDGET: (ErrorCode.BUDGET_EXHAUSTED, ErrorCode.OUT_OF_TIME, ErrorCode.SOFT_TIME_LIMIT,
-                         ErrorCode.BUDGET_EXCEEDED),
+                         ErrorCode.HARD_TIME_LIMIT, ErrorCode.BUDGET_EXCEEDED),
     FailureKind.LOST: (ErrorCode.WORKER_LOST, ErrorCode.PROCESS_STOPPED),
     FailureKind.DUPLICATE: (ErrorCode.DUPLICATE,),
     FailureKind.INTERNAL: (ErrorCode.INTERNAL_ERROR, ErrorCode.WORKER_ERROR),

@@ -1,5 +1,6 @@
 """Every pool keeps every deadline: prefork, gevent and threads end a job that hangs past
-the soft limit as one failed `timeout` JobResult, the cut-short call listed."""
+the soft limit as one failed `out_of_time` JobResult, the cut-short call listed; a call the
+hard limit stops (prefork: its process killed, gevent: in its greenlet) is listed as such."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from contextlib import AbstractContextManager
 
 import pytest
 
-from producers.client import submit
+from contract.names import TASK_COMPLETE
+from producers.client import job_handle, submit
 from tests.support import RunningWorker
 from worker.providers.simulated import Behaviour, Script
 
@@ -62,10 +64,37 @@ def test_a_call_that_blocks_its_prefork_process_ends_at_the_hard_limit_with_its_
         assert result.status == "failed" and result.error is not None, result
         assert result.error.code == "out_of_time" and "hard time limit" in result.error.message, (
             result.error, worker.log()[-8000:])
-        assert [(a.model, a.outcome) for a in result.attempts] == [("mistral-small-latest", "interrupted")]
+        assert [(a.model, a.outcome, a.error_kind, a.error_code) for a in result.attempts] == [
+            ("mistral-small-latest", "interrupted", "budget", "hard_time_limit")]
         assert worker.app.backend.get_task_meta(result.job_id)["status"] == "FAILURE"  # Flower's Failed
         assert 7 <= elapsed < 30, elapsed
         # And the worker replaced the killed process and goes on
         worker.script(Script())
         assert submit(HELLO, app=worker.app).result(timeout=30).ok
         assert worker.process.poll() is None
+
+
+def test_a_call_cut_short_by_the_hard_limit_under_gevent_is_listed_as_cut_by_the_hard_limit(
+    worker_factory: WorkerFactory,
+) -> None:
+    # A message may carry its own hard limit (Celery's `time_limit` option): one below the
+    # worker's soft limit lets Celery's gevent hard limit land while the call is under way.
+    limits = {"TIERLINE_SOFT_TIME_LIMIT_S": 20, "TIERLINE_HARD_TIME_LIMIT_S": 25}
+    with worker_factory(env=limits, pool="gevent", concurrency=4) as worker:
+        # Given the small model hangs past its timeout
+        worker.script(Script(models={"mistral-small-latest": Behaviour(latency_ms=30_000, honours_timeout=False)}))
+        started = time.monotonic()
+        # When a job whose message sets a hard limit of 2 s runs into it
+        worker.app.send_task(TASK_COMPLETE, kwargs={"job": {"messages": HELLO}}, task_id="hard-cut", time_limit=2)
+        result = job_handle("hard-cut", app=worker.app).result(timeout=30)
+        # Then the hard limit ends it as one failed JobResult, the call listed as cut by the hard limit
+        assert result.status == "failed" and result.error is not None, result
+        assert result.error.code == "out_of_time" and "hard time limit" in result.error.message, (
+            result.error, worker.log()[-8000:])
+        assert [(a.model, a.outcome, a.error_kind, a.error_code) for a in result.attempts] == [
+            ("mistral-small-latest", "interrupted", "budget", "hard_time_limit")]
+        assert result.attempts[0].latency_ms >= 1_500 and time.monotonic() - started < 20  # before the soft limit
+        # And the worker goes on
+        worker.script(Script())
+        assert submit(HELLO, app=worker.app).result(timeout=30).ok
+

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from celery import states
 
-from contract.names import TASK_EXTRACT_CHUNK, chunk_id
+from contract.names import TASK_EXTRACT_CHUNK, chunk_id, chunk_index
 from contract.schemas import JobResult
 from operators.services import stop_process
 from ops.bench.scratch_db import PostgresServer
@@ -136,6 +136,54 @@ def test_a_document_of_several_chunks_is_merged_under_its_job_id(on_backend: Run
         events.wait_for("task-succeeded", chunk_id(job_id, 0))
     again_stored = store(on_backend).read([chunk_id(job_id, 0)])[chunk_id(job_id, 0)].succeeded()
     assert again_stored == parts[chunk_id(job_id, 0)].succeeded()
+
+
+def test_a_chunk_whose_process_the_hard_limit_stops_fails_its_document_once_listing_every_chunk(
+    worker_factory: WorkerFactory, backend: dict[str, str], tmp_path: Path,
+) -> None:
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(small_context_catalog())
+    # Hard limit past the first heartbeat (5 s), so the journal holds the call in flight.
+    env = {**backend, "TIERLINE_CATALOG_PATH": str(catalog), "TIERLINE_SOFT_TIME_LIMIT_S": 2,
+           "TIERLINE_HARD_TIME_LIMIT_S": 7}
+    # One pool process: the chunks run one after another, the first alone in its process.
+    with worker_factory(env=env, pool="prefork", concurrency=1) as worker:
+        # Given every call is stuck in native code
+        worker.script(Script(default=Behaviour(latency_ms=60_000, honours_timeout=False, blocks_process=True)))
+        handle = submit_extraction(document(random.Random(8), 2_000), CONTRACT, app=worker.app,
+                                   policy="cascade", max_output_tokens=256, job_id="stuck-chunk")
+        # When the first chunk's call is under way (its journal lists it), and calls answer again
+        stuck = _chunk_in_a_call(worker, "stuck-chunk")
+        worker.script(Script())
+        result = handle.result(timeout=60)
+        # Then the hard limit stopped that chunk's process, and the document still ends as one
+        # failed JobResult naming the chunk, listing its cut call and the other chunks' answers
+        assert result.status == "failed" and result.error is not None, (result, worker.log()[-8000:])
+        assert result.error.code == "out_of_time" and "hard time limit" in result.error.message, (
+            result.error, worker.log()[-8000:])
+        chunks = result.chunks or 0
+        assert chunks > 1
+        assert result.error.message.startswith(f"chunk {chunk_index(stuck) + 1}/{chunks}: "), result.error
+        cut = [(a.chunk, a.outcome, a.error_code) for a in result.attempts if a.outcome != "ok"]
+        assert cut == [(chunk_index(stuck), "interrupted", "hard_time_limit")], result.attempts
+        assert sorted(a.chunk for a in result.attempts if a.outcome == "ok") == [
+            i for i in range(chunks) if i != chunk_index(stuck)]
+        # and the document's task ended once, as FAILURE carrying that JobResult (no chord error)
+        meta = worker.app.backend.get_task_meta("stuck-chunk")
+        assert meta["status"] == "FAILURE" and type(meta["result"]).__name__ == "JobFailed", meta
+        assert worker.log().count("extraction done job=stuck-chunk ") == 1
+        assert "ChordError" not in worker.log()
+
+
+def _chunk_in_a_call(worker: RunningWorker, job_id: str, timeout_s: float = 30) -> str:
+    """The id of the first chunk of `job_id` whose journal lists a call in flight."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for key in worker.redis.scan_iter(match=worker.keys.journal(f"{job_id}:chunk:*")):
+            if json.loads(worker.redis.get(key) or b"[]"):
+                return key.decode().removeprefix(worker.keys.journal(""))
+        time.sleep(0.1)
+    raise AssertionError(f"no chunk of {job_id} recorded a call in flight: {worker.log()[-4000:]}")
 
 
 def test_a_reused_id_with_another_payload_ends_conflict_and_keeps_the_stored_result(

@@ -156,6 +156,25 @@ def test_a_call_that_hangs_past_the_soft_limit_is_listed_as_interrupted(unflagge
     assert submit(HELLO, app=slow_worker.app).result(timeout=30).ok
 
 
+def test_a_call_a_worker_fault_cuts_short_is_listed_as_an_internal_error(worker: RunningWorker) -> None:
+    # Given a provider that fails outside the error tree mid-call: the simulator's script
+    # in Redis is not a script (its read raises a validation error, not a ProviderError)
+    with worker.redis as client:
+        client.set(worker.keys.sim_script, b"{not a script")
+    try:
+        # When a job runs
+        result = submit(HELLO, app=worker.app).result(timeout=30)
+    finally:
+        worker.script(Script())
+    # Then it ends as one failed internal_error JobResult, the call it was making listed as
+    # cut short by that fault (not by a time limit)
+    assert result.status == "failed" and result.error is not None, result
+    assert result.error.code == "internal_error" and "ValidationError" in result.error.message, result.error
+    assert [(a.model, a.outcome, a.error_kind, a.error_code) for a in result.attempts] == [
+        ("mistral-small-latest", "interrupted", "internal", "internal_error")]
+    assert submit(HELLO, app=worker.app).result(timeout=30).ok
+
+
 @pytest.fixture(scope="module")
 def killable_worker(worker_factory: WorkerFactory) -> Iterator[RunningWorker]:
     with worker_factory(concurrency=1) as running:

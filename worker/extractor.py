@@ -170,7 +170,7 @@ class Extractor:
         document = _totals(job_id, job, parts)
         failed = next((p for p in parts if not p.ok), None)
         if failed is not None or len(parts) != job.chunk_total:
-            error = failed.error if failed is not None and failed.error else ErrorInfo(
+            error = _named(failed.error, failed, job.chunk_total) if failed is not None and failed.error else ErrorInfo(
                 code=ErrorCode.INTERNAL_ERROR, message=f"{len(parts)} of {job.chunk_total} chunk results came back")
             self._metrics.incr(f"extraction:documents:failed:{error.code}")
             return document.model_copy(update={"status": "failed", "error": error,
@@ -203,7 +203,8 @@ class _Planned:
 
 
 def _totals(job_id: str, job: MergeJob, parts: list[JobResult]) -> JobResult:
-    attempts = [a for p in parts for a in p.attempts]
+    attempts = [a if a.chunk is not None else a.model_copy(update={"chunk": chunk_index(p.job_id)})
+                for p in parts for a in p.attempts]
     return JobResult(
         job_id=job_id, status="failed", chunks=job.chunk_total, policy=job.policy,
         tokens_in=sum(a.tokens_in for a in attempts), tokens_out=sum(a.tokens_out for a in attempts),
@@ -212,6 +213,13 @@ def _totals(job_id: str, job: MergeJob, parts: list[JobResult]) -> JobResult:
         routed_tokens=job.routed_tokens, routed_tokens_exact=job.routed_tokens_exact,
         attempts=attempts, escalations=[e for p in parts for e in p.escalations],
     )
+
+
+def _named(error: ErrorInfo, part: JobResult, total: int) -> ErrorInfo:
+    """A failed chunk's `error`, naming the chunk. A chunk that ended at its task's boundary
+    (a time limit, an internal error) did not name itself, nor list its attempts' chunk."""
+    where = f"chunk {chunk_index(part.job_id) + 1}/{total}"
+    return error if where in error.message else _at(where, error)
 
 
 def _at(where: str, error: ErrorInfo) -> ErrorInfo:

@@ -23,10 +23,10 @@ from kombu.exceptions import ContentDisallowed, DecodeError
 from kombu.message import Message
 from pydantic import TypeAdapter
 
-from contract.codes import ErrorCode
-from contract.schemas import ErrorInfo, Escalation, JobResult
+from contract.codes import KIND, ErrorCode
+from contract.schemas import Attempt, ErrorInfo, Escalation, JobResult
 from worker.settings import get_settings
-from worker.shown_results import SummaryRequest, failure
+from worker.shown_results import SummaryRequest, failure, stored
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +47,15 @@ class IntakeTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
 class JobRequest(SummaryRequest):
     """The request of a tierline task, in the worker's main process.
 
-    Under prefork the hard limit kills the job's pool process, and Celery stores a bare
-    `TimeLimitExceeded` failure twice (billiard reports the job failed, then timed out); a
-    producer waiting on the job may read the first. Instead, the job's own failed JobResult,
-    listing the attempts its journal recorded, is stored first (a FAILURE carrying it, as
-    every failed job's: `worker.shown_results.failure`) and Celery's bare failures are not
-    stored at all.
+    Under prefork the hard limit kills the job's pool process, and Celery ends the task with
+    a bare `TimeLimitExceeded` twice (billiard reports the job failed, then timed out): each
+    time it stores the failure, and hands it to the task's chord, chain and errbacks. A
+    producer waiting on the job may read the first; a chunk's chord fails the whole document
+    with a `ChordError` and the merge never runs. Instead, the job's own failed JobResult,
+    listing the attempts its journal recorded, ends the task once, as the task would have:
+    a FAILURE carrying it (`worker.shown_results.failure`), or, for a part of a chord (a
+    chunk of several), its value, which the merge reads like any failed chunk's
+    (`tasks.chunks`). Celery's bare failures that follow are neither stored nor handed on.
     """
 
     _hard_limit_stored = False
@@ -77,20 +80,36 @@ class JobRequest(SummaryRequest):
             return
         self._hard_limit_stored = True  # from here on Celery stores no bare failure
         try:
-            if self.task.backend.get_task_meta(self.id).get("status") in states.READY_STATES:
-                return  # the job stored its own result just before its process was stopped
-            result = hard_limit_result(self.id, self.kwargs)
-            self.task.backend.mark_as_failure(self.id, failure(result))  # FAILURE, like every failed job
+            # Unless the job stored its own result (and so answered its chord) just before
+            # its process was stopped.
+            if self.task.backend.get_task_meta(self.id).get("status") not in states.READY_STATES:
+                self._end_as(hard_limit_result(self.id, self.kwargs))
         except Exception:
             self._hard_limit_stored = False  # then Celery's bare failure ends the job
             log.exception("hard time limit job=%s: its failed JobResult could not be stored", self.id)
+            return
+        self._handed_on()
+
+    def _end_as(self, result: JobResult) -> None:
+        """Store `result` as the task's end and hand it to its chord, chain and errbacks."""
+        request = self._context
+        if request.chord:  # a chunk of several: the merge reads its JobResult, failed or not
+            self.task.backend.mark_as_done(self.id, stored(result, redact=False), request=request)
+        else:  # FAILURE, like every failed job
+            self.task.backend.mark_as_failure(self.id, failure(result), request=request)
+
+    def _handed_on(self) -> None:
+        """The task's end is stored and handed on: Celery's bare failures that follow (they
+        take the same request) must not reach its chord, chain or errbacks a second time."""
+        request = self._context
+        request.chord = request.chain = request.errbacks = None
 
 
 def hard_limit_result(job_id: str, kwargs: Any) -> JobResult:
     """The failed JobResult of a job whose process the hard limit stopped."""
     from worker.runtime import runtime  # the worker's main process builds it on first use
 
-    attempts = runtime().inflight.journal(job_id)
+    attempts = _cut_by_hard_limit(runtime().inflight.journal(job_id))
     log.error("hard time limit job=%s attempts=%d: its process was stopped", job_id, len(attempts))
     carry = kwargs.get("carry") if isinstance(kwargs, dict) else None
     try:  # the message's own carry: only its escalations are taken, if they are well formed
@@ -101,6 +120,15 @@ def hard_limit_result(job_id: str, kwargs: Any) -> JobResult:
         job_id=job_id, status="failed", attempts=attempts, escalations=escalations,
         error=ErrorInfo(code=ErrorCode.OUT_OF_TIME, message="the job hit the hard time limit: its process was stopped"),
     )
+
+
+def _cut_by_hard_limit(journal: list[Attempt]) -> list[Attempt]:
+    """The journal's attempts, its call in flight (listed as stopped with its process, the
+    cause unknown when the journal was written) listed as cut short by the hard limit."""
+    if journal and journal[-1].outcome == "interrupted" and journal[-1].error_code == ErrorCode.PROCESS_STOPPED:
+        cut = ErrorCode.HARD_TIME_LIMIT
+        return [*journal[:-1], journal[-1].model_copy(update={"error_code": cut, "error_kind": KIND[cut]})]
+    return journal
 
 
 def strategy(task: Task, app: Any, consumer: Any, **kwargs: Any) -> Handler:

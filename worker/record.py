@@ -52,7 +52,7 @@ class JobRecord:
     routed: TokenCount | None = None
     policy: str | None = None
     # The call under way (candidate, provider, start on the monotonic clock, level), so a
-    # call cut short by the soft time limit is still listed.
+    # call cut short (a time limit, an internal error, its process stopped) is still listed.
     in_flight: tuple[Candidate, str, float, int] | None = None
     team: str | None = None
     # The job payload's fingerprint, stored with its result (one id, one job).
@@ -85,14 +85,15 @@ class JobRecord:
         self.carry.attempts.append(attempt)
         return Generation(candidate, response, attempt)
 
-    def call_cut_short(self, now: float, *, code: str = ErrorCode.SOFT_TIME_LIMIT) -> None:
-        """List the call under way, if any, as interrupted (`code` says by what)."""
+    def call_cut_short(self, now: float, *, code: ErrorCode) -> None:
+        """List the call under way, if any, as interrupted (`code` says by what: the soft or
+        the hard time limit, an internal error)."""
         cut = self.cut_attempt(now, code=code)
         if cut is not None:
             self.in_flight = None
             self.carry.attempts.append(cut)
 
-    def cut_attempt(self, now: float, *, code: str = ErrorCode.SOFT_TIME_LIMIT) -> Attempt | None:
+    def cut_attempt(self, now: float, *, code: ErrorCode) -> Attempt | None:
         """The call under way as an attempt cut short at `now` (`code` says by what); None
         between calls. The record is left as it is (a journal reads it while the call runs)."""
         call = self.in_flight  # read once: the heartbeat thread reads it while the job runs
@@ -101,7 +102,7 @@ class JobRecord:
         candidate, provider, started, level = call
         return Attempt(
             model=candidate.model.name, tier=candidate.tier_name, provider=provider,
-            outcome="interrupted", error_kind=KIND[ErrorCode(code)], error_code=code,
+            outcome="interrupted", error_kind=KIND[code], error_code=code,
             latency_ms=round((now - started) * 1000, 3), level=level,
         )
 

@@ -320,9 +320,12 @@ class Router:
     def failed(self, record: JobRecord, error: ErrorInfo) -> JobResult:
         return self._counted(record, record.failed(error))
 
-    def interrupted(self, record: JobRecord, message: str, *, code: ErrorCode = ErrorCode.OUT_OF_TIME) -> JobResult:
-        """The job ran out of time mid-call: list the call that was cut short."""
-        record.call_cut_short(self._clock())
+    def interrupted(
+        self, record: JobRecord, message: str, *, error_code: ErrorCode, code: ErrorCode = ErrorCode.OUT_OF_TIME,
+    ) -> JobResult:
+        """The job was stopped mid-call: fail it with `code` and `message`, the call under way
+        listed as interrupted with `error_code` (what stopped it)."""
+        record.call_cut_short(self._clock(), code=error_code)
         return self.failed(record, ErrorInfo(code=code, message=message))
 
     def attempts_so_far(self, record: JobRecord) -> list[Attempt]:
