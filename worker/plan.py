@@ -94,19 +94,31 @@ def first_tier(route: Route, catalog: Catalog) -> int:
 
 
 def _ordered(route: Route, catalog: Catalog) -> Iterator[Candidate]:
+    by_tier = _candidates(catalog)
     if route.pin_model is not None:
-        found = catalog.model(route.pin_model)
-        if found is not None:
-            yield _candidate(catalog, found[0], found[1])
+        yield from (c for tier in by_tier for c in tier if c.model.name == route.pin_model)
         return
     last = len(catalog.tiers) - 1
     start = first_tier(route, catalog)
-    order = [*range(start, last + 1), *range(start - 1, route.min_tier - 1, -1)]
-    for tier in order:
-        for model in catalog.tiers[tier].models:
-            yield _candidate(catalog, tier, model)
+    for tier in (*range(start, last + 1), *range(start - 1, route.min_tier - 1, -1)):
+        yield from by_tier[tier]
 
 
-def _candidate(catalog: Catalog, tier: int, model: ModelSpec) -> Candidate:
-    spec = catalog.tiers[tier]
-    return Candidate(tier=tier, tier_name=spec.name, model=model, timeout_s=spec.timeout_s)
+# The candidates of each tier of a catalog, built once per catalog (a catalog is immutable;
+# live control makes a new one per overlay version): (catalog, candidates) by id(catalog).
+_BY_CATALOG: dict[int, tuple[Catalog, tuple[tuple[Candidate, ...], ...]]] = {}
+
+
+def _candidates(catalog: Catalog) -> tuple[tuple[Candidate, ...], ...]:
+    cached = _BY_CATALOG.get(id(catalog))
+    if cached is not None and cached[0] is catalog:
+        return cached[1]
+    built = tuple(
+        tuple(Candidate(tier=position, tier_name=spec.name, model=model, timeout_s=spec.timeout_s)
+              for model in spec.models)
+        for position, spec in enumerate(catalog.tiers)
+    )
+    if len(_BY_CATALOG) >= 16:  # old overlay versions
+        _BY_CATALOG.clear()
+    _BY_CATALOG[id(catalog)] = (catalog, built)
+    return built
