@@ -7,11 +7,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from pathlib import Path
 
 import pytest
 
 from contract.names import TASK_COMPLETE
 from producers.client import job_handle, submit
+from tests.catalogs import GPT_4O_MINI, MISTRAL_SMALL, Tier, catalog_toml
+from tests.llm_server import LLMServer
 from tests.support import RunningWorker
 from worker.providers.simulated import Behaviour, Script
 
@@ -98,3 +101,29 @@ def test_a_call_cut_short_by_the_hard_limit_under_gevent_is_listed_as_cut_by_the
         worker.script(Script())
         assert submit(HELLO, app=worker.app).result(timeout=30).ok
 
+
+
+@pytest.mark.parametrize("provider", ["openai", "mistral"])
+@pytest.mark.parametrize("pool", ["prefork", "gevent", "threads"])
+def test_a_call_cut_by_the_jobs_deadline_ends_it_out_of_time_and_flags_no_model(
+    worker_factory: WorkerFactory, llm_server: LLMServer, tmp_path: Path, pool: str, provider: str
+) -> None:
+    # Given a real SDK call that would outlast the job's deadline (its tier's timeout is longer)
+    model = {"openai": GPT_4O_MINI, "mistral": MISTRAL_SMALL}[provider]
+    catalog = tmp_path / "slow.toml"
+    catalog.write_text(catalog_toml(Tier("small", (model,), timeout_s=30.0)))
+    env = {**LIMITS, "TIERLINE_MISTRAL_BASE_URL": llm_server.url, "TIERLINE_OPENAI_BASE_URL": f"{llm_server.url}/v1",
+           "TIERLINE_CATALOG_PATH": str(catalog), "MISTRAL_API_KEY": "sk-test-m", "OPENAI_API_KEY": "sk-test-o"}
+    llm_server.reset()
+    llm_server.slow(model.name, 10.0)
+    with worker_factory(env=env, pool=pool, concurrency=2) as worker:
+        worker.redis.delete(worker.keys.busy(model.name))
+        # When the call is given only the time the job has left, and runs out of it
+        result = submit(HELLO, app=worker.app).result(timeout=30)
+        # Then the job ends out of time with that call cut short by its time limit, and the
+        # model is not flagged busy: it did not fail, the job ran out of time
+        assert result.error is not None and result.error.code == "out_of_time", result
+        assert [(a.model, a.outcome, a.error_code) for a in result.attempts] == [
+            (model.name, "interrupted", "soft_time_limit")]
+        assert worker.redis.get(worker.keys.busy(model.name)) is None
+    llm_server.reset()

@@ -6,11 +6,13 @@ nothing inside the SDKs is patched.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 from email.utils import formatdate
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 from pydantic import SecretStr
 
 from tests.llm_server import CHAT_PATH, LLMServer
@@ -227,3 +229,26 @@ def test_an_answer_carries_what_the_rate_limit_headers_say_is_left(provider: Pro
     # And without those headers it says nothing
     llm_server.answer(MODEL)
     assert ask(provider).remaining is None
+
+
+def test_the_soft_limit_landing_inside_the_sdk_call_stays_the_soft_limit(
+    provider: Provider, llm_server: LLMServer
+) -> None:
+    # Given a call the server answers late, and the job's soft limit raised mid-call by a
+    # signal handler (how Celery's prefork pool delivers it; the SDKs catch Exception there)
+    llm_server.slow(MODEL, 3.0)
+
+    def soft_limit(signum: int, frame: object) -> None:
+        raise SoftTimeLimitExceeded("soft time limit (0.5s) exceeded")
+
+    previous = signal.signal(signal.SIGALRM, soft_limit)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    try:
+        # When the call is under way as the limit lands
+        with pytest.raises(BaseException) as caught:
+            ask(provider, timeout_s=10.0)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    # Then the job sees its soft limit, not a provider failure (which would flag the model)
+    assert isinstance(caught.value, SoftTimeLimitExceeded), repr(caught.value)
