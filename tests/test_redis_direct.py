@@ -95,10 +95,51 @@ def test_a_forked_child_does_not_use_its_parents_connection(client: redis.Redis)
     assert set(replies) == {b"parent"}
 
 
-def test_redis_unreachable_is_a_connection_error_after_the_clients_own_retries() -> None:
+def test_redis_unreachable_is_a_connection_error() -> None:
     # Given a client whose Redis does not answer (a closed port)
     url = "redis://127.0.0.1:9/0"
     client = connect(url, Settings(redis_url=url, redis_socket_timeout_s=0.5))
     # When the hot path calls it, Then it fails as every other call does: a ConnectionError
     with pytest.raises(redis.exceptions.ConnectionError):
         Direct(client).call("PING")
+
+
+# INCR; the first time, Redis then stays busy with it for 0.8 s (serving no one else).
+SLOW_FIRST = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then
+  local t = redis.call('TIME')
+  local s = t[1] * 1e6 + t[2]
+  repeat local u = redis.call('TIME') until u[1] * 1e6 + u[2] - s > 800000
+end
+return n
+"""
+
+
+def test_a_script_whose_reply_is_late_is_not_run_a_second_time(idle_db_url: str) -> None:
+    # Given a client with a 0.5 s socket timeout, and a counting script that takes 0.8 s
+    # the first time (a Redis busy past the timeout)
+    client = connect(idle_db_url, Settings(redis_url=idle_db_url, redis_socket_timeout_s=0.5))
+    script = client.register_script(SLOW_FIRST)
+    client.delete("direct:late")
+    client.script_load(SLOW_FIRST)
+    # When the hot path runs it and its reply does not come within the timeout
+    with pytest.raises(redis.exceptions.TimeoutError):
+        run_script(client, script, ["direct:late"], [])
+    # Then it ran once: it was not sent again after the timeout (on a delivery counter, a
+    # first delivery would have read 2, and waited for its own lease as if another worker ran it)
+    assert client.get("direct:late") == b"1"
+    client.connection_pool.disconnect()
+
+
+@pytest.mark.parametrize("value", [True, None, [1]])
+def test_an_argument_redis_py_would_refuse_is_refused_not_sent_as_text(client: redis.Redis, value: object) -> None:
+    # Given a value redis-py refuses to send (a bool, None, a list)
+    direct = Direct(client)
+    # When the hot path is handed one, Then it is refused, as redis-py refuses it
+    with pytest.raises(redis.exceptions.DataError):
+        direct.call("SET", "direct:typed", value)  # type: ignore[arg-type]
+    with pytest.raises(redis.exceptions.DataError):
+        client.set("direct:typed", value)  # type: ignore[arg-type]
+    # and the connection stays usable
+    assert direct.call("SET", "direct:typed", 1.5) == b"OK" and client.get("direct:typed") == b"1.5"

@@ -54,9 +54,13 @@ class Direct:
     sent on a connection from a small stack of idle ones, taken from the client's pool (and
     so counted against its bound). A connection is put back only after its whole reply was
     read: one interrupted mid-call (a time limit, a greenlet killed) is closed, so no reply
-    is ever left unread on it. A connection error (connecting, sending or reading) falls
-    back to `execute_command`, whose retries and reconnects ride out a Redis restart as
-    every other call does.
+    is ever left unread on it.
+
+    A command is sent again (through `execute_command`, on a checked connection) only when
+    Redis cannot have run it: it was not sent whole, or an idle connection kept here turned
+    out closed (a Redis restart, its idle timeout). A reply that does not come in time is an
+    error, as it is for `execute_command` (this client has no retries): the script may be
+    running, and running it twice would count a delivery or reserve a rate limit twice.
     """
 
     KEEP = 8  # idle connections kept out of the pool (a prefork child uses one)
@@ -71,25 +75,31 @@ class Direct:
         if self._pid != os.getpid():  # forked with the client: the parent's sockets are not ours
             self._idle, self._pid = [], os.getpid()
         try:
-            conn = self._idle.pop() if self._idle else self._pool.get_connection()
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-            return self._client.execute_command(*command)  # type: ignore[no-untyped-call]
+            conn, kept = self._idle.pop(), True
+        except IndexError:  # none idle (a check-then-pop would race under threads)
+            conn, kept = self._pool.get_connection(), False  # checked by the pool: connected, clean
+        sent = False
         try:
-            conn.send_packed_command([_packed(command)], check_health=False)  # type: ignore[no-untyped-call]
+            conn.send_packed_command([_packed(command)], check_health=True)  # type: ignore[no-untyped-call]
+            sent = True
             reply = conn.read_response()
         except redis.exceptions.ResponseError:
             self._put_back(conn)  # an error reply, read whole: the connection is clean
             raise
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-            conn.disconnect()  # type: ignore[no-untyped-call]
-            self._pool.release(conn)
+        except redis.exceptions.ConnectionError:
+            self._discard(conn)
+            if sent and not kept:
+                raise  # a connection the pool had just checked dropped after the command went out
             return self._client.execute_command(*command)  # type: ignore[no-untyped-call]
-        except BaseException:
-            conn.disconnect()  # type: ignore[no-untyped-call]
-            self._pool.release(conn)
+        except BaseException:  # a timeout, a time limit, a killed greenlet: the command may run
+            self._discard(conn)
             raise
         self._put_back(conn)
         return reply
+
+    def _discard(self, conn: Connection) -> None:
+        conn.disconnect()  # type: ignore[no-untyped-call]
+        self._pool.release(conn)
 
     def _put_back(self, conn: Connection) -> None:
         if len(self._idle) < self.KEEP:
@@ -112,6 +122,19 @@ def _packed(command: Sequence[str | int | bytes]) -> bytes:
     """`command` in the Redis protocol (RESP): an array of bulk strings."""
     out = [b"*%d\r\n" % len(command)]
     for arg in command:
-        data = arg if isinstance(arg, bytes) else str(arg).encode()
-        out.append(b"$%d\r\n%b\r\n" % (len(data), data))
+        out.append(b"$%d\r\n%b\r\n" % (len(data := _encoded(arg)), data))
     return b"".join(out)
+
+
+def _encoded(arg: object) -> bytes:
+    """One argument's bytes, as redis-py's encoder makes them; a type it refuses (a bool,
+    None, a list) is refused here too, rather than sent as its str (`True`, `None`)."""
+    if isinstance(arg, bytes):
+        return arg
+    if isinstance(arg, str):
+        return arg.encode()
+    if isinstance(arg, int) and not isinstance(arg, bool):
+        return b"%d" % arg
+    if isinstance(arg, float):
+        return repr(arg).encode()
+    raise redis.exceptions.DataError(f"invalid argument of type {type(arg).__name__} for a direct call")
