@@ -66,7 +66,7 @@ class Direct:
     KEEP = 8  # idle connections kept out of the pool (a prefork child uses one)
 
     def __init__(self, client: redis.Redis) -> None:
-        self._client = client
+        # The pool only, not the client: `_DIRECT` keys a client's Direct weakly.
         self._pool = client.connection_pool
         self._idle: list[Connection] = []
         self._pid = os.getpid()
@@ -90,7 +90,7 @@ class Direct:
             self._discard(conn)
             if sent and not kept:
                 raise  # a connection the pool had just checked dropped after the command went out
-            return self._client.execute_command(*command)  # type: ignore[no-untyped-call]
+            return redis.Redis(connection_pool=self._pool).execute_command(*command)  # type: ignore[no-untyped-call]
         except BaseException:  # a timeout, a time limit, a killed greenlet: the command may run
             self._discard(conn)
             raise

@@ -34,7 +34,7 @@ from worker.providers import build_providers, provider_report
 from worker.providers.simulated import RedisScript
 from worker.ratelimit import RateLimiter
 from worker.recycle import Recycler
-from worker.redis_pool import connect
+from worker.redis_pool import Direct, connect
 from worker.router import Router, RouterConfig
 from worker.settings import Settings, get_settings
 from worker.state import RoutingState
@@ -63,9 +63,11 @@ class Runtime:
         self.catalog = shared.catalog
         self.counter = shared.counter
         self.metrics = Metrics(bucket_s=settings.metrics_bucket_s)
-        # A gevent pool runs `concurrency` jobs in this one process: one connection each.
+        # A gevent pool runs `concurrency` jobs in this one process: one connection each, the
+        # background threads' few, and those the hot path's direct calls keep idle.
         self.redis: redis.Redis = connect(
-            settings.state, settings, max_connections=max(settings.redis_max_connections, shared.concurrency + 4)
+            settings.state, settings,
+            max_connections=max(settings.redis_max_connections, shared.concurrency + 4 + Direct.KEEP),
         )
         self.live = live_routing(self.redis, settings, self.catalog)
         self.sink = Sink(self.redis, settings.keys, settings.metrics_bucket_s, settings.metrics_retention_s,

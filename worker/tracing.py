@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 TRACER_NAME = "tierline"
 # A proxy: it follows the provider configure_from_env (or a test) installs later.
 _TRACER = trace.get_tracer(TRACER_NAME)
-_TRACE_HEADERS = ("traceparent", "tracestate")
 _installed = False
 _looked_at = -1.0  # when this process last asked OpenTelemetry (time.monotonic)
 
@@ -118,14 +117,16 @@ def delivery_span(request: Any, *, task: str, job_id: str, level: int) -> Iterat
 
 
 def context_headers(request: Any) -> dict[str, str]:
-    """The trace context for a re-queue's message: the current one, or with tracing off here
-    the headers the delivered message (`request`) came with."""
-    if not tracing_on():
-        getter = _RequestGetter()
-        return {key: found[0] for key in _TRACE_HEADERS if (found := getter.get(request, key))}
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return carrier
+    """The trace context for a re-queue's message: the current span's, or when this delivery
+    has none (tracing off here) the propagation headers the delivered message (`request`)
+    came with (traceparent, tracestate, baggage: the configured propagators' fields)."""
+    if tracing_on() and trace.get_current_span().get_span_context().is_valid:
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        return carrier
+    getter = _RequestGetter()
+    fields = propagate.get_global_textmap().fields
+    return {key: found[0] for key in sorted(fields) if (found := getter.get(request, key))}
 
 
 @contextmanager

@@ -5,9 +5,12 @@ version, every circuit and the budgeted teams' spend; the plan is steered (weigh
 circuits); the first candidate has a shared rate limit, so its admission is one more
 script call. Two round trips in all, and the floor makes the same two raw ones: tiktoken's
 raw encode of the same text, one raw MGET and one raw INCR on the same Redis through
-redis-py. A second floor sends the same two commands the cheapest way this client knows
-(the direct connection tierline's scripts use, `worker.redis_pool.Direct`): what is left
-over it is the scripts' own work in Redis and the routing itself. Targets:
+redis-py. A matched floor does what the measured path does without its routing: the same
+bounded token count (a conversation under the small tier's threshold is not encoded) and
+the same two commands on the direct connection tierline's scripts use
+(`worker.redis_pool.Direct`); what is left over it is the scripts' own work in Redis and
+the routing itself. Each round is a new job's first delivery (its own id, its lease taken).
+Targets:
 p50 <= 0.3 ms at ~200 tokens, <= 1.2x the floor at every size.
 
     python -m ops.bench.routing_overhead [--rounds 3000]
@@ -16,6 +19,7 @@ p50 <= 0.3 ms at ~200 tokens, <= 1.2x the floor at every size.
 from __future__ import annotations
 
 import argparse
+import itertools
 import random
 import statistics
 import time
@@ -37,7 +41,7 @@ from worker.policies import POLICIES
 from worker.redis_pool import Direct
 from worker.runtime import live_routing
 from worker.settings import Settings
-from worker.state import RoutingState
+from worker.state import Lease, RoutingState
 from worker.steering import steer
 from worker.tokens import TokenCounter
 
@@ -72,19 +76,23 @@ def measure(url: str, rounds: int) -> Table:
     state = RoutingState(client, keys, Metrics(), along=live)
     busy_keys = [keys.busy(m) for m in catalog.model_names]
     direct = Direct(client)
+    lease = Lease(owner="bench@host", ttl_s=60)
+    bound = catalog.tiers[0].max_tokens
+    jobs = itertools.count()
     policy = POLICIES["tokens"]
     table = Table(title=f"routing overhead per job ({rounds} rounds each, ms)")
     for column in ("size", "tokens", "tierline p50", "tierline p99", "floor p50", "floor p99", "p50 ratio",
-                   "direct floor p50", "ratio to it"):
+                   "matched floor p50", "ratio to it"):
         table.add_column(column, justify="right")
     for label, words in SIZES.items():
         contents = [m["content"] for m in conversation(random.Random(1), words)]
 
         def route(contents: list[str] = contents) -> object:
-            count = counter.conversation(contents, bound=catalog.tiers[0].max_tokens)
+            job_id = f"bench-job-{next(jobs)}"
+            count = counter.conversation(contents, bound=bound)
             route = Route(tokens=count.tokens, output_tokens=1024, start_tier=policy.start_tier(count.tokens, catalog))
-            snapshot = state.read(catalog.model_names, job_id="bench-job")
-            chosen = steer(plan(route, snapshot.busy, live.live.catalog), live.steering(), key="bench-job")
+            snapshot = state.read(catalog.model_names, job_id=job_id, lease=lease)
+            chosen = steer(plan(route, snapshot.busy, live.live.catalog), live.steering(), key=job_id)
             return live.admit(chosen.candidates[0].model.name, tokens=count.tokens + 1024)
 
         def floor(contents: list[str] = contents) -> object:
@@ -93,9 +101,8 @@ def measure(url: str, rounds: int) -> Table:
             client.mget(busy_keys)
             return client.incr("bench:floor")
 
-        def direct_floor(contents: list[str] = contents) -> object:
-            for text in contents:
-                encoder.encode_ordinary(text)
+        def matched_floor(contents: list[str] = contents) -> object:
+            counter.conversation(contents, bound=bound)
             direct.call("MGET", *busy_keys)
             return direct.call("INCR", "bench:floor")
 
@@ -103,13 +110,16 @@ def measure(url: str, rounds: int) -> Table:
         for _ in range(5):  # interleave so all see the same machine noise
             ours += _timed(route, rounds // 5)
             base += _timed(floor, rounds // 5)
-            bare += _timed(direct_floor, rounds // 5)
+            bare += _timed(matched_floor, rounds // 5)
         tokens = counter.conversation(contents).tokens
         table.add_row(label, f"{tokens:,}", f"{_p(ours, 50):.3f}", f"{_p(ours, 99):.3f}",
                       f"{_p(base, 50):.3f}", f"{_p(base, 99):.3f}", f"{_p(ours, 50) / _p(base, 50):.2f}x",
                       f"{_p(bare, 50):.3f}", f"{_p(ours, 50) / _p(bare, 50):.2f}x")
-    client.delete("bench:deliveries:bench-job:0", "bench:floor", keys.overlay_version, keys.overlay_versions,
+    client.delete("bench:floor", keys.overlay_version, keys.overlay_versions,
                   *(keys.rate_requests(m) for m in catalog.model_names))
+    done = list(client.scan_iter("bench:*bench-job-*", count=1000))
+    for start in range(0, len(done), 1000):
+        client.delete(*done[start:start + 1000])
     return table
 
 
