@@ -219,7 +219,7 @@ def _named(error: ErrorInfo, part: JobResult, total: int) -> ErrorInfo:
     """A failed chunk's `error`, naming the chunk. A chunk that ended at its task's boundary
     (a time limit, an internal error) did not name itself, nor list its attempts' chunk."""
     where = f"chunk {chunk_index(part.job_id) + 1}/{total}"
-    return error if error.message.startswith(f"{where}: ") else _at(where, error)
+    return error if where in error.message else _at(where, error)
 
 
 def _at(where: str, error: ErrorInfo) -> ErrorInfo:
