@@ -52,7 +52,7 @@ def extract_chunk(self: Task, *args: Any, **kwargs: Any) -> StoredResult:
     started = time.monotonic()
     rt = runtime()
     job_id = str(self.request.id)
-    carry = carried(job_id, kwargs.pop("carry", None), rt.carry_secret)
+    carry = carried(job_id, kwargs.pop("carry", None), lambda: rt.carry_secret)
     record = JobRecord(job_id, carry or Carry(started_at=time.time()), deadline=rt.deadline(started))
     extractor = Extractor(rt.router, rt.state, rt.counter, rt.metrics)
     document = not _part_of_many(kwargs.get("job"))

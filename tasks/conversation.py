@@ -35,7 +35,7 @@ def complete(self: Task, *args: Any, **kwargs: Any) -> StoredResult:
     started = time.monotonic()  # the soft limit runs from here, not from when runtime() is built
     rt = runtime()
     job_id = str(self.request.id)
-    carry = carried(job_id, kwargs.pop("carry", None), rt.carry_secret)
+    carry = carried(job_id, kwargs.pop("carry", None), lambda: rt.carry_secret)
     record = JobRecord(job_id, carry or Carry(started_at=time.time()), deadline=rt.deadline(started))
     level = record.carry.level
     with (tracing.delivery_span(self.request, task=self.name, job_id=job_id, level=level) as span,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from celery import Task
@@ -40,16 +41,18 @@ def escalated(carry: Carry) -> str:
     return f"{{escalated: {path}, level: {carry.level}}}"
 
 
-def carried(job_id: str, raw: object, secret: bytes) -> Carry | None:
+def carried(job_id: str, raw: object, secret: Callable[[], bytes]) -> Carry | None:
     """The carry a re-queued message brings (a fresh one for a first delivery); None when it
     is not sealed by a worker for `job_id`: a hand-made message may not set routed tokens,
     tier, attempts or costs.
 
-    secret: the workers' carry key (`Runtime.carry_secret`).
+    secret: gives the workers' carry key (`Runtime.carry_secret`), asked only when there is a
+    carry to open: a first delivery makes no Redis call before its guarded delivery read
+    (the first read of the shared key, failing in a Redis restart, once failed a job).
     """
     if raw is None:
         return Carry(started_at=time.time())
-    opened = carry_seal.opened(job_id, raw, secret)
+    opened = carry_seal.opened(job_id, raw, secret())
     if opened is None:
         log.warning("refused a forged carry job=%s", job_id)
         return None

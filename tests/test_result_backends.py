@@ -13,6 +13,7 @@ import os
 import random
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack
@@ -30,6 +31,7 @@ from producers.batch import run_file
 from producers.client import producer_app_for, send_job
 from producers.extraction import submit_extraction
 from results import ResultStore, store_for
+from tests.pg_relay import PingRelay
 from tests.producers.test_batch_worker import TIERLINE, openai_line, read_jsonl, write_jsonl
 from tests.support import ROOT, RunningWorker, task_events
 from tests.test_extraction_batch import document, small_context_catalog
@@ -277,10 +279,11 @@ def test_a_written_batch_releases_its_results_and_a_late_duplicate_is_not_run(
     assert duplicate.attempts == []
 
 
-def _batch(worker: RunningWorker, source: Path, out: Path) -> subprocess.Popen[bytes]:
+def _batch(worker: RunningWorker, source: Path, out: Path, *, results_url: str = "") -> subprocess.Popen[bytes]:
+    """`tierline batch run` on `worker`'s broker and results (results_url: another way to them)."""
     env = {**os.environ, "REDIS_URL": worker.url, "PYTHONPATH": str(ROOT)}
-    if worker.results_url:
-        env["TIERLINE_RESULT_URL"] = worker.results_url
+    if results_url or worker.results_url:
+        env["TIERLINE_RESULT_URL"] = results_url or worker.results_url
     command = [TIERLINE, "batch", "run", str(source), "-o", str(out), "--window", "6", "--no-progress"]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
@@ -307,18 +310,66 @@ def test_an_interrupted_batch_resumes_and_every_line_runs_once(
         w.script(Script(default=Behaviour(latency_ms=15)))
 
         _interrupt_after(_batch(w, source, out), out, 12)
-        finish = _batch(w, source, out)
-        log = finish.communicate(timeout=90)[0].decode()
 
-        assert finish.returncode == 0, log
-        records = read_jsonl(out)
-        assert sorted(r["custom_id"] for r in records) == sorted(f"r{i}" for i in range(total))
-        job_ids = [r["tierline"]["job_id"] for r in records]
-        assert store(w).read(job_ids) == {}  # every written result released
-        stop_process(w.process)  # a stopping worker flushes its counters
-        with w.redis as client:
-            metrics = read_metrics(client, w.keys.metrics)
+        _finish_every_line_once(w, source, out, total)
+
+
+def _finish_every_line_once(worker: RunningWorker, source: Path, out: Path, total: int) -> None:
+    """Run the batch again to the end; check every line is in OUT once and no line ran twice."""
+    finish = _batch(worker, source, out)
+    log = finish.communicate(timeout=90)[0].decode()
+
+    assert finish.returncode == 0, log
+    records = read_jsonl(out)
+    assert sorted(r["custom_id"] for r in records) == sorted(f"r{i}" for i in range(total))
+    job_ids = [r["tierline"]["job_id"] for r in records]
+    assert store(worker).read(job_ids) == {}  # every written result released
+    stop_process(worker.process)  # a stopping worker flushes its counters
+    with worker.redis as client:
+        metrics = read_metrics(client, worker.keys.metrics)
     assert metrics["attempts:ok"] == total  # no line called a provider twice
+
+
+def _sigint_at_ping(relay: PingRelay, process: subprocess.Popen[bytes], ping: int) -> threading.Event:
+    """Send `process` SIGINT just as its pool sends its `ping`-th ping through `relay`; set once sent."""
+    sent, at = threading.Event(), relay.pings + ping
+
+    def on_ping(seen: int) -> None:
+        if seen == at:
+            process.send_signal(signal.SIGINT)
+            sent.set()
+
+    relay.on_ping = on_ping
+    return sent
+
+
+@pytest.mark.timeout(180)
+def test_ctrl_c_while_the_pool_pings_the_database_ends_the_batch_as_interrupted(
+    worker_factory: WorkerFactory, postgres: PostgresServer, tmp_path: Path
+) -> None:
+    # Given a batch on PostgreSQL whose pool reaches the database through a relay that sees its pings
+    total = 60
+    source = write_jsonl(tmp_path / "in.jsonl", [openai_line(f"r{i}", f"line {i}") for i in range(total)])
+    out = tmp_path / "out.jsonl"
+    with (
+        postgres.database() as url,
+        worker_factory(concurrency=1, env={"TIERLINE_RESULT_URL": url}) as w,
+        PingRelay(url) as relay,
+    ):
+        w.script(Script(default=Behaviour(latency_ms=15)))
+        for _ in range(5):
+            # When Ctrl-C lands just as the pool pings (a driver's KeyboardInterrupt there once
+            # came out as psycopg's ProgrammingError: exit 1 and a traceback)
+            batch = _batch(w, source, out, results_url=relay.url)
+            sent = _sigint_at_ping(relay, batch, 5)
+            log = batch.communicate(timeout=30)[0].decode()
+
+            # Then the run ends as interrupted, every time
+            assert sent.is_set(), f"the pool never pinged through the relay (exit {batch.returncode}): {log}"
+            assert batch.returncode == 130 and "interrupted:" in log, log
+
+        # And the same command finishes the rest, each line once
+        _finish_every_line_once(w, source, out, total)
 
 
 def _gone(check: Callable[[], bool], *, within_s: float = 30) -> bool:

@@ -22,6 +22,7 @@ from rich.markup import escape
 
 from producers.batch.errors import BatchRejected
 from producers.batch.handle import DEFAULT_WINDOW
+from producers.batch.interrupt import StopOnSigint, interrupted_by
 from producers.batch.progress import BatchBar
 from producers.batch.run import FileBatch, FileRun
 from producers.batch.summary import BatchSummary, largest_price
@@ -76,23 +77,40 @@ def run_to_exit(open_run: Callable[[], FileRun], *, progress: bool, unit: str) -
 
 
 def run_into_files(batch: FileRun, console: Console, *, progress: bool, unit: str = "lines") -> int:
-    """Run `batch` with a progress bar and a summary; the exit status (0, 1 or 130)."""
+    """Run `batch` with a progress bar and a summary; the exit status (0, 1 or 130).
+
+    Ctrl-C stops the run between two of its steps, a second Ctrl-C at once: 130 either way,
+    whatever error a driver wrapped the second one in (`producers.batch.interrupt`).
+    """
     summary = BatchSummary(large=largest_price(), unit=unit)
-    bar = BatchBar(console, batch.progress, live=progress, unit=unit)
-    try:
-        with bar:
-            for outcome in batch.run():
-                summary.add(outcome)
-                bar.update()
-    except KeyboardInterrupt:
+    with StopOnSigint() as sigint:
+        interrupted = _run_with_bar(batch, summary, BatchBar(console, batch.progress, live=progress, unit=unit),
+                                    stop=sigint.requested)
+        sigint.stopped()
         p = batch.progress
         console.print(summary.table(p))
-        console.print(
-            f"[yellow]interrupted:[/] {p.done:,} of {p.total:,} {unit} done, {p.in_flight:,} in flight "
-            "(they keep running on the workers); run the same command again to finish"
-        )
-        return 130
-    p = batch.progress
-    console.print(summary.table(p))
-    console.print(f"output: {escape(str(batch.output))}  errors: {escape(str(batch.errors))}")
-    return 0 if p.failed + p.invalid == 0 else 1
+        if interrupted:
+            console.print(
+                f"[yellow]interrupted:[/] {p.done:,} of {p.total:,} {unit} done, {p.in_flight:,} in flight "
+                "(they keep running on the workers); run the same command again to finish"
+            )
+            return 130
+        console.print(f"output: {escape(str(batch.output))}  errors: {escape(str(batch.errors))}")
+        return 0 if p.failed + p.invalid == 0 else 1
+
+
+def _run_with_bar(batch: FileRun, summary: BatchSummary, bar: BatchBar, *, stop: Callable[[], bool]) -> bool:
+    """Run `batch` to its end, or until Ctrl-C: whether it was interrupted.
+
+    stop: the flag the run checks between its steps (see `BatchHandle.results`).
+    """
+    try:
+        with bar:
+            for outcome in batch.run(stop=stop):
+                summary.add(outcome)
+                bar.update()
+    except BaseException as exc:
+        if not interrupted_by(exc):
+            raise
+        return True
+    return False

@@ -107,26 +107,31 @@ class BatchHandle(AbstractContextManager["BatchHandle"]):
         self._window = Window(capacity=window, sender=sender_app(app), store=self._store, queued=queued)
         self._started = False
 
-    def results(self) -> Iterator[LineOutcome]:
+    def results(self, *, stop: Callable[[], bool] = lambda: False) -> Iterator[LineOutcome]:
         """Send the lines and yield their outcomes as they finish (not in file order).
 
         Stopping early (break, Ctrl-C) leaves the jobs in flight running on the workers;
         a later run of the same batch collects their results without sending them again.
+        stop: asked between two steps (a poll, an item read); once it says True the run
+        raises KeyboardInterrupt there, as Ctrl-C would, but never inside a call to the
+        broker or the result backend (`producers.batch.interrupt`).
         """
         if self._started:
             raise RuntimeError("a batch runs once; submit it again to resume it")
         self._started = True
         try:
-            yield from self._run(self._feed)
+            yield from self._run(self._feed, stop)
         finally:
             self.close()
 
-    def _run(self, feed: Iterator[Ticket | LineOutcome]) -> Iterator[LineOutcome]:
+    def _run(self, feed: Iterator[Ticket | LineOutcome], stop: Callable[[], bool]) -> Iterator[LineOutcome]:
         delay, more = _POLL_MIN_S, True
         while more or len(self._window):
+            if stop():
+                raise KeyboardInterrupt
             outcomes: list[LineOutcome] = []
             if more and self._window.room:
-                more = self._fill(feed, outcomes)
+                more = self._fill(feed, outcomes, stop)
             # Lines that took no room (done before, bad) leave room to fill at once.
             filling = more and self._window.room > 0
             outcomes += self._window.collect()
@@ -138,8 +143,13 @@ class BatchHandle(AbstractContextManager["BatchHandle"]):
             if not filling:
                 time.sleep(delay)
 
-    def _fill(self, feed: Iterator[Ticket | LineOutcome], outcomes: list[LineOutcome]) -> bool:
-        """Take lines from `feed` until the window is full; False once `feed` is empty."""
+    def _fill(
+        self, feed: Iterator[Ticket | LineOutcome], outcomes: list[LineOutcome], stop: Callable[[], bool]
+    ) -> bool:
+        """Take lines from `feed` until the window is full; False once `feed` is empty.
+
+        Once `stop` says so it sends nothing more: the tickets taken are sent by the next run.
+        """
         tickets: list[Ticket] = []
         for item in feed:
             if isinstance(item, LineOutcome):
@@ -148,6 +158,8 @@ class BatchHandle(AbstractContextManager["BatchHandle"]):
                 tickets.append(item)
             if len(tickets) >= min(self._window.room, self._admit) or len(outcomes) >= self._window.capacity:
                 outcomes += self._window.admit(tickets)
+                return True
+            if stop():
                 return True
         outcomes += self._window.admit(tickets)
         return False

@@ -10,7 +10,7 @@ shares (chat lines: `FileBatch`; documents: `producers.documents.DocumentRun`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Container, Iterator
+from collections.abc import Callable, Container, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -67,17 +67,18 @@ class FileRun:
         """Records found in OUT and the errors file when this run started."""
         return self._opened()[0].resumed
 
-    def run(self) -> Iterator[LineOutcome]:
+    def run(self, *, stop: Callable[[], bool] = lambda: False) -> Iterator[LineOutcome]:
         """Run what is not done yet; each outcome is written before it is yielded.
 
         Once written records are flushed to OUT, their stored results are released (see
         `ResultStore.release`), so the result backend holds about a window's worth of them;
         an interrupted run (Ctrl-C, a break) releases what it wrote before it stops.
+        stop: as for `BatchHandle.results` (the run stops between two steps once it says True).
         """
         files, handle = self._opened()
         written: list[str] = []
         try:
-            for outcome in handle.results():
+            for outcome in handle.results(stop=stop):
                 files.write(outcome)
                 if outcome.result is not None:
                     written += self._form.released(outcome)

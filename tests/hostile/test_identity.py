@@ -6,7 +6,9 @@ import time
 
 from contract import job_identity
 from contract.names import TASK_COMPLETE, TASK_EXTRACT_CHUNK, chunk_id
+from contract.schemas import Carry
 from producers.client import job_handle, submit
+from tasks.requeue import carried
 from tests.support import RunningWorker
 from worker import carry_seal
 from worker.providers.simulated import Behaviour, Script
@@ -107,6 +109,21 @@ def test_seals_bind_the_carry_to_its_job() -> None:
     assert carry_seal.opened("job-2", sealed, secret) is None
     assert carry_seal.opened("job-1", {**sealed, "level": 2}, secret) is None
     assert carry_seal.opened("job-1", sealed, b"other") is None
+
+
+def test_a_first_delivery_does_not_ask_redis_for_the_carry_secret() -> None:
+    # The shared secret lives in Redis: asked by a first delivery, a Redis restart at that
+    # moment failed the job before its (guarded) delivery read.
+    def unreachable() -> bytes:
+        raise AssertionError("a first delivery asked for the carry secret")
+
+    fresh = carried("job-1", None, unreachable)
+
+    assert fresh is not None and fresh.level == 0 and fresh.attempts == []
+    secret = b"s" * 32
+    sealed = carry_seal.sealed("job-1", Carry(started_at=1.0, level=1).model_dump(mode="json"), secret)
+    escalated = carried("job-1", sealed, lambda: secret)
+    assert escalated is not None and escalated.level == 1
 
 
 def test_fingerprints_ignore_key_order_and_tenant_ids_are_namespaced() -> None:

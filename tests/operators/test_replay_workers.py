@@ -15,6 +15,7 @@ from worker.catalog import load_catalog, parse_catalog
 from worker.providers.base import ChatRequest
 from worker.providers.sim_quality import PassCurve, draw
 from worker.providers.simulated import Behaviour, Script, SimulatedProvider
+from worker.quality import check
 from worker.tokens import TokenCounter
 
 
@@ -61,7 +62,9 @@ def test_the_simulated_provider_answers_as_the_pass_curve_and_draw_say() -> None
         assert answer.tokens_in == 120
         passed = draw(5, job["job_id"], "m") < 0.5
         verdicts.append(passed)
-        assert (answer.tokens_out == 40) is passed, answer.content
+        assert check(answer.content, None).ok is passed, answer.content
+        # a refusal is as long as a good answer: the calculator charges a rejected generation so
+        assert answer.tokens_out == 40, answer.content
     assert any(verdicts) and not all(verdicts)
 
 

@@ -87,8 +87,8 @@ class Script(BaseModel):
     # "exact": usage counts the conversation with the worker's tokenizer (a replay's cost
     # then matches its trace); "estimate": 4 characters a token, no encoding.
     usage: Literal["estimate", "exact"] = "estimate"
-    # "budget": a good answer is exactly max_output_tokens tokens long (a replay sets the
-    # budget to the trace's answer length); "text": a short sentence.
+    # "budget": a good answer, and a refusal, is exactly max_output_tokens tokens long (a
+    # replay sets the budget to the trace's answer length); "text": a short sentence.
     answer_length: Literal["text", "budget"] = "text"
 
     def behaviour(self, model: str) -> Behaviour:
@@ -181,12 +181,25 @@ class SimulatedProvider:
         if failure is not None:
             raise simulated_error(failure[0], failure[1], request.model)
         poor = self._poor(script, behaviour, request, rng, tokens_in)
-        budget = script.answer_length == "budget" and poor is None and not request.json_mode
-        content = _budget_answer(request) if budget else _answer(request, poor, rng)
+        content = self._content(script, request, poor, rng)
         tokens_out = self._counter.text(content)
         if tokens_out > request.max_output_tokens:
             return ChatResponse(content, tokens_in, request.max_output_tokens, "length")
         return ChatResponse(content, tokens_in, tokens_out, "stop")
+
+    def _content(self, script: Script, request: ChatRequest, poor: str | None, rng: random.Random) -> str:
+        """The answer's text. With ``answer_length = "budget"`` a good answer, and a refusal
+        too, is as long as the output budget: a replay's calculator charges a rejected
+        generation at the trace's answer length, and a refusal of a dozen tokens made every
+        escalated job cheaper through the workers than predicted (~2% of a replay's cost).
+        The refusal's phrase comes first, where the quality check looks for it."""
+        if script.answer_length != "budget" or request.json_mode or poor not in (None, "refusal"):
+            return _answer(request, poor, rng)
+        if poor is None:
+            return _budget_answer(request)
+        # The phrase, a space, then digits: one token each, on top of the phrase's own.
+        room = request.max_output_tokens - self._counter.text(_REFUSAL) - 1
+        return f"{_REFUSAL} {_digits(room)}" if room > 0 else _REFUSAL
 
     def _usage_in(self, script: Script, request: ChatRequest) -> int:
         """Prompt tokens as a provider would bill them: exact, or an estimate (4 characters a
@@ -291,7 +304,11 @@ def _answer(request: ChatRequest, poor: str | None, rng: random.Random) -> str:
 
 def _budget_answer(request: ChatRequest) -> str:
     """An answer of exactly max_output_tokens tokens (every digit is one token)."""
-    return ("0123456789" * (request.max_output_tokens // 10 + 1))[: max(4, request.max_output_tokens)]
+    return _digits(max(4, request.max_output_tokens))
+
+
+def _digits(count: int) -> str:
+    return ("0123456789" * (count // 10 + 1))[:count]
 
 
 def _words(request: ChatRequest) -> list[str]:
