@@ -191,8 +191,7 @@ class Router:
             remaining = record.deadline - self._clock()
             if remaining <= 0:
                 return ErrorInfo(code=ErrorCode.OUT_OF_TIME, message=_timeout_message(record))
-            outcome = self._attempt(request, candidate, record, ladder, min(candidate.timeout_s, remaining),
-                                    cut_by_deadline=remaining < candidate.timeout_s)
+            outcome = self._attempt(request, candidate, record, ladder, min(candidate.timeout_s, remaining))
             if isinstance(outcome, Generation | ErrorInfo):
                 return outcome
             self._sleep(fallback.backoff_s(n, step_s=self._config.backoff_s, left_s=record.deadline - self._clock()))
@@ -227,14 +226,13 @@ class Router:
             self._sleep(wait)
 
     def _attempt(
-        self, request: ChatRequest, candidate: Candidate, record: JobRecord, ladder: Ladder, timeout_s: float,
-        *, cut_by_deadline: bool = False,
+        self, request: ChatRequest, candidate: Candidate, record: JobRecord, ladder: Ladder, timeout_s: float
     ) -> Generation | ErrorInfo | None:
         """One call. A Generation or a final error ends the loop; None moves on.
 
-        cut_by_deadline: `timeout_s` is the time the job has left, shorter than the tier's;
-        a timeout then is the job's, not the model's: the call is listed as cut short by the
-        time limit, the model is not flagged, and the job ends `out_of_time`.
+        A `timeout_s` shorter than the tier's is the time the job has left: a timeout then is
+        the job's, not the model's. The call is listed as cut short by the time limit, the
+        model is not flagged, and the job ends `out_of_time`.
         Anything else raised (the soft time limit) leaves the call in the record as under
         way, so the interrupted call is still listed in the result.
         """
@@ -245,11 +243,12 @@ class Router:
             try:
                 response = provider.chat(_for_model(request, candidate.model.name), timeout_s=timeout_s)
             except errors.ProviderError as exc:
-                if cut_by_deadline and isinstance(exc, errors.ProviderTimeout):
+                failed: ErrorInfo | None
+                if isinstance(exc, errors.ProviderTimeout) and timeout_s < candidate.timeout_s:
                     record.call_cut_short(self._clock(), code=ErrorCode.SOFT_TIME_LIMIT)
-                    tracing.describe_attempt(span, record.carry.attempts[-1])
-                    return ErrorInfo(code=ErrorCode.OUT_OF_TIME, message=_timeout_message(record))
-                failed = self._provider_failed(record, candidate, provider, exc, started)
+                    failed = ErrorInfo(code=ErrorCode.OUT_OF_TIME, message=_timeout_message(record))
+                else:
+                    failed = self._provider_failed(record, candidate, provider, exc, started)
                 tracing.describe_attempt(span, record.carry.attempts[-1])
                 return failed
             tokens = self._tokens(request, response)

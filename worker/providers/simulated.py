@@ -9,6 +9,7 @@ most every ``refresh_s`` seconds, so a demo or a test can change it while worker
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -198,8 +199,12 @@ class SimulatedProvider:
         if poor is None:
             return _budget_answer(request)
         # The phrase, a space, then digits: one token each, on top of the phrase's own.
-        room = request.max_output_tokens - self._counter.text(_REFUSAL) - 1
+        room = request.max_output_tokens - self._refusal_tokens - 1
         return f"{_REFUSAL} {_digits(room)}" if room > 0 else _REFUSAL
+
+    @functools.cached_property
+    def _refusal_tokens(self) -> int:
+        return self._counter.text(_REFUSAL)
 
     def _usage_in(self, script: Script, request: ChatRequest) -> int:
         """Prompt tokens as a provider would bill them: exact, or an estimate (4 characters a
