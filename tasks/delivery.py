@@ -65,14 +65,14 @@ def deliver(
         return rt.router.failed(record, ErrorInfo(code=exc.code, message=str(exc)))
     except SoftTimeLimitExceeded:
         log.warning("soft time limit job=%s attempts=%d", record.job_id, len(record.carry.attempts))
-        return rt.router.interrupted(record, "the job hit the soft time limit", error_code=ErrorCode.SOFT_TIME_LIMIT)
+        return rt.router.interrupted(record, "the job hit the soft time limit", cut_by=ErrorCode.SOFT_TIME_LIMIT)
     except rt.hard_limit_errors:  # gevent: Celery's hard limit, raised in this greenlet
         log.error("hard time limit job=%s attempts=%d", record.job_id, len(record.carry.attempts))
-        return rt.router.interrupted(record, "the job hit the hard time limit", error_code=ErrorCode.HARD_TIME_LIMIT)
+        return rt.router.interrupted(record, "the job hit the hard time limit", cut_by=ErrorCode.HARD_TIME_LIMIT)
     except Exception as exc:  # the task boundary: a bug still ends as one failed JobResult
         log.exception("internal error job=%s", record.job_id)
         return rt.router.interrupted(record, f"internal error: {type(exc).__name__}",
-                                     error_code=ErrorCode.INTERNAL_ERROR, code=ErrorCode.INTERNAL_ERROR)
+                                     cut_by=ErrorCode.INTERNAL_ERROR, code=ErrorCode.INTERNAL_ERROR)
 
 
 def _redelivered(task: Task) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -71,6 +72,16 @@ class TierSpec(BaseModel):
     models: tuple[ModelSpec, ...] = Field(min_length=1)
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """One model to try; `tier` is its tier's position (0 = weakest)."""
+
+    tier: int
+    tier_name: str
+    model: ModelSpec
+    timeout_s: float
+
+
 class Catalog(BaseModel):
     """Tiers from weakest to strongest; thresholds strictly increasing, the last open-ended."""
 
@@ -124,6 +135,16 @@ class Catalog(BaseModel):
     @cached_property
     def _models(self) -> dict[str, tuple[int, ModelSpec]]:
         return {m.name: (i, m) for i, t in enumerate(self.tiers) for m in t.models}
+
+    @cached_property
+    def candidates(self) -> tuple[tuple[Candidate, ...], ...]:
+        """Every model as a plan's candidate, tier by tier (built once: a catalog never changes;
+        live control makes a new one per overlay version)."""
+        return tuple(
+            tuple(Candidate(tier=position, tier_name=spec.name, model=model, timeout_s=spec.timeout_s)
+                  for model in spec.models)
+            for position, spec in enumerate(self.tiers)
+        )
 
     @cached_property
     def model_names(self) -> tuple[str, ...]:

@@ -12,17 +12,7 @@ from __future__ import annotations
 from collections.abc import Container, Iterator
 from dataclasses import dataclass
 
-from worker.catalog import Catalog, ModelSpec
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One model to try; `tier` is its tier's position (0 = weakest)."""
-
-    tier: int
-    tier_name: str
-    model: ModelSpec
-    timeout_s: float
+from worker.catalog import Candidate, Catalog, ModelSpec
 
 
 @dataclass(frozen=True)
@@ -94,7 +84,7 @@ def first_tier(route: Route, catalog: Catalog) -> int:
 
 
 def _ordered(route: Route, catalog: Catalog) -> Iterator[Candidate]:
-    by_tier = _candidates(catalog)
+    by_tier = catalog.candidates
     if route.pin_model is not None:
         yield from (c for tier in by_tier for c in tier if c.model.name == route.pin_model)
         return
@@ -104,21 +94,4 @@ def _ordered(route: Route, catalog: Catalog) -> Iterator[Candidate]:
         yield from by_tier[tier]
 
 
-# The candidates of each tier of a catalog, built once per catalog (a catalog is immutable;
-# live control makes a new one per overlay version): (catalog, candidates) by id(catalog).
-_BY_CATALOG: dict[int, tuple[Catalog, tuple[tuple[Candidate, ...], ...]]] = {}
-
-
-def _candidates(catalog: Catalog) -> tuple[tuple[Candidate, ...], ...]:
-    cached = _BY_CATALOG.get(id(catalog))
-    if cached is not None and cached[0] is catalog:
-        return cached[1]
-    built = tuple(
-        tuple(Candidate(tier=position, tier_name=spec.name, model=model, timeout_s=spec.timeout_s)
-              for model in spec.models)
-        for position, spec in enumerate(catalog.tiers)
-    )
-    if len(_BY_CATALOG) >= 16:  # old overlay versions
-        _BY_CATALOG.clear()
-    _BY_CATALOG[id(catalog)] = (catalog, built)
-    return built
+__all__ = ["Candidate", "Plan", "Route", "first_tier", "fits", "plan", "stronger_tier"]

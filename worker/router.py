@@ -329,11 +329,11 @@ class Router:
         return self._counted(record, record.failed(error))
 
     def interrupted(
-        self, record: JobRecord, message: str, *, error_code: ErrorCode, code: ErrorCode = ErrorCode.OUT_OF_TIME,
+        self, record: JobRecord, message: str, *, cut_by: ErrorCode, code: ErrorCode = ErrorCode.OUT_OF_TIME,
     ) -> JobResult:
         """The job was stopped mid-call: fail it with `code` and `message`, the call under way
-        listed as interrupted with `error_code` (what stopped it)."""
-        record.call_cut_short(self._clock(), code=error_code)
+        listed as interrupted, cut by `cut_by` (what stopped it: a time limit, an error)."""
+        record.call_cut_short(self._clock(), code=cut_by)
         return self.failed(record, ErrorInfo(code=code, message=message))
 
     def attempts_so_far(self, record: JobRecord) -> list[Attempt]:
