@@ -11,7 +11,7 @@ from types import FrameType
 import pytest
 import redis
 
-from worker.redis_pool import Direct, connect, run_script
+from worker.redis_pool import Client, Direct, connect, run_script
 from worker.settings import Settings
 
 
@@ -68,6 +68,21 @@ def test_a_missing_script_is_loaded_and_the_connection_stays_usable(client: redi
     assert run_script(client, script, ["direct:k"], ["a"]) == [b"direct:k", b"a"]
     # Then it ran, and the next call on the same path reads its own reply
     assert run_script(client, script, ["direct:k2"], [7]) == [b"direct:k2", b"7"]
+
+
+def test_a_workers_client_runs_its_scripts_on_its_direct_connection(client: redis.Redis) -> None:
+    # Given the client a worker connects with, and a script the server holds
+    assert isinstance(client, Client)
+    script = client.register_script("return ARGV[1]")
+    script(keys=[], args=["load"])
+    # When scripts run through the hot path's call, one after another
+    assert run_script(client, script, [], ["first"]) == b"first"
+    kept = list(client.direct._idle)
+    for n in range(5):
+        assert run_script(client, script, [], [n]) == str(n).encode()
+    # Then each went out on the one connection the client's Direct keeps idle between calls
+    assert len(kept) == 1
+    assert client.direct._idle == kept
 
 
 def test_a_forked_child_does_not_use_its_parents_connection(client: redis.Redis) -> None:

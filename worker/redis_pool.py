@@ -3,10 +3,10 @@ the way the hot path calls its scripts."""
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from typing import Any
-from weakref import WeakKeyDictionary
 
 import redis
 from redis.commands.core import Script
@@ -15,7 +15,15 @@ from redis.connection import Connection
 from worker.settings import Settings
 
 
-def connect(url: str, settings: Settings, *, max_connections: int | None = None) -> redis.Redis:
+class Client(redis.Redis):
+    """redis-py's client, with the hot path's direct calls on its own pool (`Direct`)."""
+
+    @functools.cached_property
+    def direct(self) -> Direct:
+        return Direct(self)
+
+
+def connect(url: str, settings: Settings, *, max_connections: int | None = None) -> Client:
     """A client on a new bounded, blocking pool for `url` (call after fork).
 
     max_connections: the bound (default: the settings'); a caller waits up to the
@@ -30,19 +38,22 @@ def connect(url: str, settings: Settings, *, max_connections: int | None = None)
         health_check_interval=settings.redis_health_check_s,
         retry_on_timeout=False,
     )
-    return redis.Redis(connection_pool=pool)
+    return Client(connection_pool=pool)
 
 
 def run_script(client: redis.Redis, script: Script, keys: Sequence[str], args: Sequence[str | int]) -> Any:
     """`script` (registered on `client`) run with `keys` and `args`: one EVALSHA.
 
-    The scripts run on every delivery and attempt: the call goes out on a direct connection
-    (`Direct`), and redis-py's Script wrapper is used only to load a script the server lacks.
+    The scripts run on every delivery and attempt: on a `Client` the call goes out on its
+    direct connection (`Direct`), and redis-py's Script wrapper is used only to load a script
+    the server lacks (and for any other client).
     """
-    try:
-        return _direct(client).call("EVALSHA", script.sha, len(keys), *keys, *args)
-    except redis.exceptions.NoScriptError:
-        return script(keys=keys, args=args)
+    if isinstance(client, Client):
+        try:
+            return client.direct.call("EVALSHA", script.sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            pass
+    return script(keys=keys, args=args)
 
 
 class Direct:
@@ -66,7 +77,7 @@ class Direct:
     KEEP = 8  # idle connections kept out of the pool (a prefork child uses one)
 
     def __init__(self, client: redis.Redis) -> None:
-        # The pool only, not the client: `_DIRECT` keys a client's Direct weakly.
+        # The pool only: a client keeps its Direct (`Client.direct`), not the other way round.
         self._pool = client.connection_pool
         self._idle: list[Connection] = []
         self._pid = os.getpid()
@@ -106,16 +117,6 @@ class Direct:
             self._idle.append(conn)
         else:
             self._pool.release(conn)
-
-
-_DIRECT: WeakKeyDictionary[redis.Redis, Direct] = WeakKeyDictionary()
-
-
-def _direct(client: redis.Redis) -> Direct:
-    direct = _DIRECT.get(client)
-    if direct is None:
-        direct = _DIRECT[client] = Direct(client)
-    return direct
 
 
 def _packed(command: Sequence[str | int | bytes]) -> bytes:

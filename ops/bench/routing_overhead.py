@@ -7,9 +7,9 @@ script call. Two round trips in all, and the floor makes the same two raw ones: 
 raw encode of the same text, one raw MGET and one raw INCR on the same Redis through
 redis-py. A matched floor does what the measured path does without its routing: the same
 bounded token count (a conversation under the small tier's threshold is not encoded) and
-the same two commands on the direct connection tierline's scripts use
-(`worker.redis_pool.Direct`); what is left over it is the scripts' own work in Redis and
-the routing itself. Each round is a new job's first delivery (its own id, its lease taken).
+the same two commands on the direct connection tierline's scripts use (a
+`worker.redis_pool.Client`'s `direct`); what is left over it is the scripts' own work in
+Redis and the routing itself. Each round is a new job's first delivery (its own id, its lease taken).
 Targets:
 p50 <= 0.3 ms at ~200 tokens, <= 1.2x the floor at every size.
 
@@ -25,7 +25,6 @@ import statistics
 import time
 from collections.abc import Callable
 
-import redis
 from rich.console import Console
 from rich.table import Table
 
@@ -38,7 +37,7 @@ from worker.metrics import Metrics
 from worker.overlay_store import OverlayStore
 from worker.plan import Route, plan
 from worker.policies import POLICIES
-from worker.redis_pool import Direct
+from worker.redis_pool import Client
 from worker.runtime import live_routing
 from worker.settings import Settings
 from worker.state import Lease, RoutingState
@@ -62,7 +61,7 @@ def _p(samples: list[float], q: float) -> float:
 
 
 def measure(url: str, rounds: int) -> Table:
-    client = redis.Redis.from_url(url)
+    client = Client.from_url(url)
     keys = Keys("bench:")
     catalog = load_catalog()
     counter = TokenCounter()
@@ -75,7 +74,7 @@ def measure(url: str, rounds: int) -> Table:
     live = live_routing(client, settings, catalog)
     state = RoutingState(client, keys, Metrics(), along=live)
     busy_keys = [keys.busy(m) for m in catalog.model_names]
-    direct = Direct(client)
+    direct = client.direct
     lease = Lease(owner="bench@host", ttl_s=60)
     bound = catalog.tiers[0].max_tokens
     jobs = itertools.count()
