@@ -30,7 +30,7 @@ from contract.schemas import Carry, ErrorInfo, JobResult, parse_chunk_job, parse
 from results import store_for
 from tasks.delivery import count_overhead, deliver, finishing, stored_result
 from tasks.extraction import log_result
-from tasks.requeue import FORGED, carried, requeue
+from tasks.requeue import carried, requeue
 from worker import errors, tracing
 from worker.celery import app
 from worker.extractor import Extractor
@@ -52,30 +52,34 @@ def extract_chunk(self: Task, *args: Any, **kwargs: Any) -> StoredResult:
     started = time.monotonic()
     rt = runtime()
     job_id = str(self.request.id)
-    carry = carried(job_id, kwargs.pop("carry", None), lambda: rt.carry_secret)
-    record = JobRecord(job_id, carry or Carry(started_at=time.time()), deadline=rt.deadline(started))
+    carry = carried(job_id, kwargs.pop("carry", None), lambda: rt.carry_secret, deadline=rt.deadline(started))
+    fresh = Carry(started_at=time.time())  # a chunk failed before its carry is opened lists no earlier attempt
+    record = JobRecord(job_id, carry if isinstance(carry, Carry) else fresh, deadline=rt.deadline(started))
     extractor = Extractor(rt.router, rt.state, rt.counter, rt.metrics)
     document = not _part_of_many(kwargs.get("job"))
     with (tracing.delivery_span(self.request, task=self.name, job_id=record.job_id, level=record.carry.level) as span,
           rt.soft_limit(started)):
         earlier_attempts = len(record.carry.attempts)
-        decision = deliver(self, rt, record, args, kwargs, parse=parse_chunk_job,
-                           run=lambda job, busy: extractor.chunk(job, record, busy),
-                           ) if carry is not None else rt.router.failed(record, FORGED)
+        decision = rt.router.failed(record, carry) if isinstance(carry, ErrorInfo) else deliver(
+            self, rt, record, args, kwargs, parse=parse_chunk_job,
+            run=lambda job, busy: extractor.chunk(job, record, busy))
         if isinstance(decision, JobResult):
             if document and not record.replayed:
                 rt.count_result(decision, None)
             tracing.describe_result(span, decision)
         count_overhead(rt, self, started, record.carry.attempts[earlier_attempts:])
-        return finishing(record.job_id, lambda: _record_chunk(self, rt, decision, kwargs, document=document))
+        return finishing(record.job_id, lambda: _record_chunk(self, rt, record, decision, kwargs, document=document))
 
 
 def _record_chunk(
-    task: Task, rt: Runtime, decision: Decision, kwargs: dict[str, Any], *, document: bool
+    task: Task, rt: Runtime, record: JobRecord, decision: Decision, kwargs: dict[str, Any], *, document: bool
 ) -> StoredResult:
     rt.flush_metrics()
     if isinstance(decision, Escalate):
-        return requeue(task, TASK_EXTRACT_CHUNK, kwargs.get("job"), decision.carry)  # type: ignore[no-any-return]
+        # Returns only when Redis stayed away past the chunk's time: the chunk fails here.
+        decision = requeue(task, TASK_EXTRACT_CHUNK, kwargs.get("job"), decision.carry, record)
+        if document:
+            rt.count_result(decision, None)
     log_result("chunk done", decision)
     if document:
         return returned(decision, redact=rt.settings.redact_results)

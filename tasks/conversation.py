@@ -14,9 +14,9 @@ from celery import Task
 
 from contract.errors import JobFailed
 from contract.names import QUEUE_CONVERSATIONS, TASK_COMPLETE
-from contract.schemas import Carry, JobResult, parse_job
+from contract.schemas import Carry, ErrorInfo, JobResult, parse_job
 from tasks.delivery import count_overhead, deliver, finishing
-from tasks.requeue import FORGED, carried, requeue
+from tasks.requeue import carried, requeue
 from worker import tracing
 from worker.celery import app
 from worker.record import JobRecord
@@ -35,31 +35,34 @@ def complete(self: Task, *args: Any, **kwargs: Any) -> StoredResult:
     started = time.monotonic()  # the soft limit runs from here, not from when runtime() is built
     rt = runtime()
     job_id = str(self.request.id)
-    carry = carried(job_id, kwargs.pop("carry", None), lambda: rt.carry_secret)
-    record = JobRecord(job_id, carry or Carry(started_at=time.time()), deadline=rt.deadline(started))
+    carry = carried(job_id, kwargs.pop("carry", None), lambda: rt.carry_secret, deadline=rt.deadline(started))
+    fresh = Carry(started_at=time.time())  # a job failed before its carry is opened lists no earlier attempt
+    record = JobRecord(job_id, carry if isinstance(carry, Carry) else fresh, deadline=rt.deadline(started))
+    payload = kwargs.get("job", args[0] if args else None)
     level = record.carry.level
     with (tracing.delivery_span(self.request, task=self.name, job_id=job_id, level=level) as span,
           rt.soft_limit(started)):
         earlier_attempts = len(record.carry.attempts)
-        decision = _decide(self, rt, record, args, kwargs) if carry is not None else rt.router.failed(record, FORGED)
+        decision = rt.router.failed(record, carry) if isinstance(carry, ErrorInfo) else _decide(
+            self, rt, record, args, kwargs)
         if isinstance(decision, JobResult):
             if not record.replayed:
-                rt.count_result(decision, kwargs.get("job", args[0] if args else None))
+                rt.count_result(decision, payload)
             tracing.describe_result(span, decision)
         count_overhead(rt, self, started, record.carry.attempts[earlier_attempts:])
-        return finishing(record.job_id, lambda: _record(self, rt, decision, args, kwargs))
+        return finishing(record.job_id, lambda: _record(self, rt, record, decision, payload))
 
 
-def _record(
-    task: Task, rt: Runtime, decision: Decision, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> StoredResult:
+def _record(task: Task, rt: Runtime, record: JobRecord, decision: Decision, job: object) -> StoredResult:
     """Re-queue an escalated job under its own id, or return its JobResult for the backend."""
     rt.flush_metrics()
     job_id = str(task.request.id)
     if isinstance(decision, Escalate):
-        # The same job payload, untouched, plus what the earlier generations carry.
-        return requeue(task, task.name, kwargs.get("job", args[0] if args else None), decision.carry)  # type: ignore[no-any-return]
-    _shadow(task, rt, decision, kwargs.get("job", args[0] if args else None))
+        # The same job payload, untouched, plus what the earlier generations carry. Returns
+        # only when Redis stayed away past the job's time: the job fails here.
+        decision = requeue(task, task.name, job, decision.carry, record)
+        rt.count_result(decision, job)
+    _shadow(task, rt, decision, job)
     log.info(
         "job done job=%s status=%s model=%s tier=%s tokens=%s attempts=%d cost=%.6f",
         job_id, decision.status, decision.model, decision.tier, decision.routed_tokens,

@@ -47,17 +47,19 @@ def extract(self: Task, *args: Any, **kwargs: Any) -> Any:
                 rt.count_result(decision, kwargs.get("job", args[0] if args else None))
             tracing.describe_result(span, decision)
             count_overhead(rt, self, started, decision.attempts)
-        return finishing(record.job_id, lambda: _record(self, rt, decision))
+        return finishing(record.job_id, lambda: _record(self, rt, record, decision))
 
 
-def _record(task: Task, rt: Runtime, started: Started) -> Any:
+def _record(task: Task, rt: Runtime, record: JobRecord, started: Started) -> Any:
     rt.flush_metrics()
     if isinstance(started, Fanout):
         return fan_out(task, started)
     if isinstance(started, ChunkEscalate):
-        # A one-chunk document: its chunk goes one tier up as a chunk task, same job id.
+        # A one-chunk document: its chunk goes one tier up as a chunk task, same job id (the
+        # call returns only when Redis stayed away past the job's time: the job fails here).
         chunk = started.chunk.model_dump(mode="json", by_alias=True)
-        return requeue(task, TASK_EXTRACT_CHUNK, chunk, started.carry)
+        started = requeue(task, TASK_EXTRACT_CHUNK, chunk, started.carry, record)
+        rt.count_result(started, None)
     log_result("extraction done", started)
     return returned(started, redact=rt.settings.redact_results)
 

@@ -5,23 +5,35 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 from celery import Task
 
 from contract.codes import ErrorCode
-from contract.schemas import Carry, ErrorInfo
-from worker import carry_seal, tracing
+from contract.schemas import Carry, ErrorInfo, JobResult
+from worker import carry_seal, errors, redis_wait, tracing
+from worker.record import JobRecord
 from worker.runtime import runtime
 
 log = logging.getLogger(__name__)
 
 
-def requeue(task: Task, name: str, job: object, carry: Carry) -> Any:
+def requeue(task: Task, name: str, job: object, carry: Carry, record: JobRecord) -> JobResult:
     """Replace `task` with task `name` (same id) on `job`, carrying the earlier generations.
 
     job: the job payload, untouched. Raises Celery's `Ignore` once the new message is sent.
+    While Redis (the carry key, the broker) is unreachable it waits, within the job's time
+    (`record.deadline`); past it, returns the job's failed JobResult (``out_of_time``).
     """
+    try:
+        redis_wait.within(record.deadline, "to re-queue the job", lambda: _replace(task, name, job, carry))
+    except errors.RedisAway as exc:
+        return runtime().router.failed(record, ErrorInfo(code=exc.code, message=str(exc)))
+    raise AssertionError("Task.replace returned: it does only for an eager task, which tierline never runs")
+
+
+def _replace(task: Task, name: str, job: object, carry: Carry) -> None:
+    """One try: seal the carry and publish the job's next message (a new signature each try:
+    `Task.replace` links the request's callbacks onto the one it is given)."""
     job_id = str(task.request.id)
     # Sealed (worker/carry_seal.py): the next delivery refuses a carry it did not get from a worker.
     sealed = carry_seal.sealed(job_id, carry.model_dump(mode="json"), runtime().carry_secret)
@@ -30,7 +42,7 @@ def requeue(task: Task, name: str, job: object, carry: Carry) -> Any:
         argsrepr=f"job={job_id}", kwargsrepr=escalated(carry),
         headers=tracing.context_headers(task.request),  # the next delivery continues this trace
     )
-    return task.replace(sig)
+    task.replace(sig)
 
 
 def escalated(carry: Carry) -> str:
@@ -41,10 +53,11 @@ def escalated(carry: Carry) -> str:
     return f"{{escalated: {path}, level: {carry.level}}}"
 
 
-def carried(job_id: str, raw: object, secret: Callable[[], bytes]) -> Carry | None:
-    """The carry a re-queued message brings (a fresh one for a first delivery); None when it
-    is not sealed by a worker for `job_id`: a hand-made message may not set routed tokens,
-    tier, attempts or costs.
+def carried(job_id: str, raw: object, secret: Callable[[], bytes], *, deadline: float) -> Carry | ErrorInfo:
+    """The carry a re-queued message brings (a fresh one for a first delivery), or why the
+    job fails instead: `FORGED` when it is not sealed by a worker for `job_id` (a hand-made
+    message may not set routed tokens, tier, attempts or costs), ``out_of_time`` when Redis
+    stayed unreachable until `deadline` (monotonic) while the key was read.
 
     secret: gives the workers' carry key (`Runtime.carry_secret`), asked only when there is a
     carry to open: a first delivery makes no Redis call before its guarded delivery read
@@ -52,15 +65,19 @@ def carried(job_id: str, raw: object, secret: Callable[[], bytes]) -> Carry | No
     """
     if raw is None:
         return Carry(started_at=time.time())
-    opened = carry_seal.opened(job_id, raw, secret())
+    try:
+        key = redis_wait.within(deadline, "to read the carry key", secret)
+    except errors.RedisAway as exc:
+        return ErrorInfo(code=exc.code, message=str(exc))
+    opened = carry_seal.opened(job_id, raw, key)
     if opened is None:
         log.warning("refused a forged carry job=%s", job_id)
-        return None
+        return FORGED
     try:
         return Carry.model_validate(opened)
     except ValueError:
         log.warning("refused a malformed carry job=%s", job_id)
-        return None
+        return FORGED
 
 
 FORGED = ErrorInfo(code=ErrorCode.FORGED_CARRY, message="the message's carry is not sealed by a tierline worker")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from operators.embedded import PrivateRedis
 from producers.client import submit
 from tests.support import RunningWorker, running_worker
@@ -82,3 +84,100 @@ def test_a_redis_outage_of_a_minute_fails_no_job(tmp_path: Path) -> None:
     assert not failed, failed
     assert sorted(results) == sorted(f"outage-{i}" for i in range(12))
     assert {k.split(":")[-2] for k in in_flight} <= set(results)
+
+
+SMALL = "mistral-small-latest"
+OUTAGE_S = 15
+
+
+# "shared": the carry key lives in Redis and no process has read it yet, so a re-queue during
+# the outage is its first read. "configured": the key is the setting, so the one thing a
+# re-queue needs Redis for is publishing the next message on the broker. (Under gevent the
+# publish of an outage this short waits inside Celery, whose result backend retries its
+# subscription to the job's result about 20 times a second apart before it publishes.)
+@pytest.mark.parametrize(("pool", "carry_key"), [("prefork", "shared"), ("gevent", "shared"),
+                                                 ("prefork", "configured")])
+def test_jobs_escalating_during_a_redis_outage_end_once_at_a_stronger_tier(
+    tmp_path: Path, pool: str, carry_key: str
+) -> None:
+    server = PrivateRedis(appendonly=True, folder=tmp_path / "redis").start()
+    (tmp_path / "logs").mkdir()
+    # The jobs' time (soft limit) outlasts the outage; the small tier answers poorly, so each
+    # job re-queues itself once, and those in flight do so while Redis is down.
+    env: dict[str, object] = {"TIERLINE_SOFT_TIME_LIMIT_S": 40, "TIERLINE_HARD_TIME_LIMIT_S": 50}
+    if carry_key == "configured":
+        env["TIERLINE_CARRY_SECRET"] = "k" * 64
+    try:
+        with running_worker(server.url, 1, tmp_path / "logs", env=env, concurrency=2, pool=pool) as worker:
+            worker.script(Script(default=Behaviour(latency_ms=3_000),
+                                 models={SMALL: Behaviour(latency_ms=3_000, poor_rate=1.0)}))
+            server.redis_fsync()
+            handles = [submit([{"role": "user", "content": f"escalating {i}"}], app=worker.app,
+                              job_id=f"escalating-{i}") for i in range(4)]
+            # Given jobs in flight at the small tier, none re-queued yet: no process has read
+            # the shared carry key (the first read creates it)
+            client = worker.redis
+            deadline = time.monotonic() + 30
+            while not any(True for _ in client.scan_iter(f"{worker.prefix}lease:*")) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            in_flight = {k.decode().split(":")[-2] for k in client.scan_iter(f"{worker.prefix}lease:*")}
+            carry_key_before = client.exists(worker.keys.carry_secret)
+            client.close()
+            # When Redis is down while they escalate, then back on its files
+            server.stop()
+            time.sleep(OUTAGE_S)
+            server.start()
+            results = {h.id: h.result(timeout=90) for h in handles}
+            log = worker.log()
+    finally:
+        server.stop()
+    assert in_flight
+    assert carry_key_before == 0
+    # Then every job ends once, succeeded above the small tier, its escalation listed
+    assert sorted(results) == sorted(f"escalating-{i}" for i in range(4))
+    failed = {k: r.error for k, r in results.items() if not r.ok}
+    assert not failed, failed
+    for result in results.values():
+        assert result.tier != "small", result
+        assert [(e.from_tier, e.to_tier) for e in result.escalations] == [("small", "medium")], result
+        assert [a.model for a in result.attempts][0] == SMALL
+    # And those in flight re-queued while Redis was away: they waited for it, as the step
+    # that failed says (redis-py's error reading the key, kombu's publishing the message)
+    assert in_flight <= set(results)
+    waited = "(ConnectionError)" if carry_key == "shared" else "(OperationalError)"
+    assert f"waiting for Redis to re-queue the job {waited}" in log, log[-3000:]
+
+
+@pytest.mark.parametrize("pool", ["prefork", "gevent"])
+def test_a_job_escalating_into_an_outage_longer_than_its_time_fails_out_of_time(tmp_path: Path, pool: str) -> None:
+    server = PrivateRedis(appendonly=True, folder=tmp_path / "redis").start()
+    (tmp_path / "logs").mkdir()
+    # The job's time (soft limit, 8 s) ends while Redis is away; the hard limit is above the
+    # outage, so its failed result is written once Redis is back.
+    env = {"TIERLINE_SOFT_TIME_LIMIT_S": 8, "TIERLINE_HARD_TIME_LIMIT_S": 40}
+    try:
+        with running_worker(server.url, 1, tmp_path / "logs", env=env, concurrency=2, pool=pool) as worker:
+            worker.script(Script(models={SMALL: Behaviour(latency_ms=3_000, poor_rate=1.0)}))
+            server.redis_fsync()
+            handles = [submit([{"role": "user", "content": f"late {i}"}], app=worker.app, job_id=f"late-{i}")
+                       for i in range(2)]
+            client = worker.redis
+            deadline = time.monotonic() + 30
+            while len(list(client.scan_iter(f"{worker.prefix}lease:*"))) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            in_flight = {k.decode().split(":")[-2] for k in client.scan_iter(f"{worker.prefix}lease:*")}
+            client.close()
+            # When Redis is away from before their escalation until past their time
+            server.stop()
+            time.sleep(OUTAGE_S)
+            server.start()
+            results = {h.id: h.result(timeout=60) for h in handles}
+    finally:
+        server.stop()
+    # Then each ends once, failed out of time, saying Redis was unreachable, its small attempt listed
+    assert in_flight == set(results) == {"late-0", "late-1"}
+    for result in results.values():
+        assert not result.ok
+        assert result.error is not None and result.error.code == "out_of_time", result.error
+        assert "Redis was unreachable" in result.error.message, result.error
+        assert [a.model for a in result.attempts] == [SMALL], result.attempts

@@ -10,6 +10,7 @@ TierlineError
 ├─ CatalogError
 │  └─ OverlayError (a live change that would make the catalog invalid)
 ├─ SchemaRegistryError
+├─ RedisAway (Redis stayed unreachable past a job's time: the job ends `out_of_time`)
 └─ InvalidJob (.code)
 ```
 
@@ -31,8 +32,8 @@ from contract.errors import InvalidJob, TierlineError
 __all__ = [
     "AuthenticationFailed", "BadRequest", "CatalogError", "ConfigurationError", "ContextTooLong",
     "InvalidJob", "InvalidRequest", "MalformedResponse", "ProviderError", "ProviderTimeout",
-    "ProviderUnavailable", "RateLimited", "SchemaRegistryError", "TierlineError", "TransientError",
-    "UnknownModel",
+    "ProviderUnavailable", "RateLimited", "RedisAway", "SchemaRegistryError", "TierlineError",
+    "TransientError", "UnknownModel",
 ]
 
 
@@ -117,3 +118,10 @@ class SchemaRegistryError(TierlineError):
     """A ``TIERLINE_SCHEMAS`` entry cannot be imported as a pydantic model."""
 
     code = "schemas_invalid"
+
+
+class RedisAway(TierlineError):
+    """Redis (routing state or broker) stayed unreachable until the job's deadline, while a
+    step that cannot go on without it waited (`worker.redis_wait`)."""
+
+    code = ErrorCode.OUT_OF_TIME

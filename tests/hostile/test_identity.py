@@ -117,13 +117,13 @@ def test_a_first_delivery_does_not_ask_redis_for_the_carry_secret() -> None:
     def unreachable() -> bytes:
         raise AssertionError("a first delivery asked for the carry secret")
 
-    fresh = carried("job-1", None, unreachable)
+    fresh = carried("job-1", None, unreachable, deadline=time.monotonic() + 5)
 
-    assert fresh is not None and fresh.level == 0 and fresh.attempts == []
+    assert isinstance(fresh, Carry) and fresh.level == 0 and fresh.attempts == []
     secret = b"s" * 32
     sealed = carry_seal.sealed("job-1", Carry(started_at=1.0, level=1).model_dump(mode="json"), secret)
-    escalated = carried("job-1", sealed, lambda: secret)
-    assert escalated is not None and escalated.level == 1
+    escalated = carried("job-1", sealed, lambda: secret, deadline=time.monotonic() + 5)
+    assert isinstance(escalated, Carry) and escalated.level == 1
 
 
 def test_fingerprints_ignore_key_order_and_tenant_ids_are_namespaced() -> None:

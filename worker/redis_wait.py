@@ -1,0 +1,60 @@
+"""A job waits out a Redis outage within its own time, instead of failing bare.
+
+A step that needs Redis (the routing state, or the broker on the same server) and has no
+answer without it, such as reading the workers' carry key or publishing a re-queued job,
+is retried with a short backoff until the job's deadline. Celery's publish retry policy
+(`task_publish_retry_policy`) counts retries rather than time and gives up after about a
+second, and redis-py's retries are per command: neither knows when the job must end.
+Past the deadline the step raises `RedisAway`, which the task turns into the job's failed
+JobResult (``out_of_time``). The waits are `time.sleep`: cooperative under gevent, and a
+prefork soft time limit lands in them like anywhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import kombu.exceptions
+import redis
+
+from worker.errors import RedisAway
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Redis refused or dropped the connection, or is loading its files (BusyLoadingError is a
+# ConnectionError); kombu raises OperationalError when a publish gave up reconnecting.
+UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, kombu.exceptions.OperationalError)
+FIRST_PAUSE_S = 0.1
+LONGEST_PAUSE_S = 1.0
+
+
+def within(deadline: float, what: str, step: Callable[[], T]) -> T:
+    """`step`'s value, retried while Redis is unreachable until `deadline` (monotonic).
+
+    what: the step, for the log and the error ("re-queuing the job").
+    Raises RedisAway when Redis is still unreachable at the deadline (one try at least).
+    """
+    pause = FIRST_PAUSE_S
+    waited_since: float | None = None
+    while True:
+        try:
+            value = step()
+        except UNREACHABLE as exc:
+            now = time.monotonic()
+            if now >= deadline:
+                raise RedisAway(f"Redis was unreachable {what} until the job's time ran out "
+                                f"({type(exc).__name__})") from exc
+            if waited_since is None:
+                waited_since = now
+                log.warning("waiting for Redis %s (%s): up to %.0f s", what, type(exc).__name__, deadline - now)
+            time.sleep(min(pause, deadline - now))
+            pause = min(pause * 2, LONGEST_PAUSE_S)
+            continue
+        if waited_since is not None:
+            log.warning("Redis is back %s after %.1f s", what, time.monotonic() - waited_since)
+        return value
