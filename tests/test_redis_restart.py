@@ -35,8 +35,12 @@ def test_every_job_ends_once_when_redis_restarts_mid_run(tmp_path: Path) -> None
             sent_at = time.time()
             handles = [submit([{"role": "user", "content": f"job {i}"}], app=worker.app, job_id=f"restart-{i}")
                        for i in range(10)]
-            # When Redis goes down while the worker runs some of them
+            # When Redis goes down while the worker runs some of them: a job still running a
+            # moment after it started is in its 1 s call (its process has read the script; a
+            # restart before that read would leave it on the default script, with no latency)
             running = jobs_running(worker)
+            time.sleep(0.3)
+            running &= jobs_running(worker)
             down_at = time.time()
             server.restart()
             results = {h.id: h.result(timeout=60) for h in handles}
