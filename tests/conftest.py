@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -20,6 +21,15 @@ from tests.support import RunningWorker, db_url, running_worker
 
 # Database 0 is left to the user; each worker in a session gets its own database.
 _databases = itertools.count(1)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A suite started in the background by a shell without job control (`cmd &` in a script)
+    # inherits SIGINT ignored, and so do the processes it starts (an ignored signal stays
+    # ignored across exec). The tests of Ctrl-C, in this process and in the batch commands
+    # they start, need Python's own handler, as an interactive run has.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

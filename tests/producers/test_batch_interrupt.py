@@ -12,15 +12,19 @@ import pytest
 from producers.batch.interrupt import StopOnSigint, interrupted_by
 
 
+def _until_requested(sigint: StopOnSigint) -> None:
+    deadline = time.monotonic() + 5
+    while not sigint.requested():
+        assert time.monotonic() < deadline, "the SIGINT never reached the handler"
+        time.sleep(0.001)
+
+
 def test_the_first_sigint_asks_the_run_to_stop_and_raises_nothing() -> None:
     with StopOnSigint() as sigint:
         assert not sigint.requested()
 
         os.kill(os.getpid(), signal.SIGINT)
-        deadline = time.monotonic() + 5
-        while not sigint.requested():
-            assert time.monotonic() < deadline, "the SIGINT never reached the handler"
-            time.sleep(0.001)
+        _until_requested(sigint)
 
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's own, back
 
@@ -28,8 +32,7 @@ def test_the_first_sigint_asks_the_run_to_stop_and_raises_nothing() -> None:
 def test_a_second_sigint_raises_at_once() -> None:
     with StopOnSigint() as sigint, pytest.raises(KeyboardInterrupt):
         os.kill(os.getpid(), signal.SIGINT)
-        while not sigint.requested():
-            time.sleep(0.001)
+        _until_requested(sigint)
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(5)  # the handler raises out of the sleep
 
@@ -40,8 +43,7 @@ def test_once_the_run_has_stopped_a_sigint_raises_nothing() -> None:
     # Given a run that stopped on the first SIGINT and is printing its summary
     with StopOnSigint() as sigint:
         os.kill(os.getpid(), signal.SIGINT)
-        while not sigint.requested():
-            time.sleep(0.001)
+        _until_requested(sigint)
         sigint.stopped()
 
         # When another SIGINT comes, then the summary and the exit go on
