@@ -8,7 +8,6 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-import hiredis
 import redis
 from redis.commands.core import Script
 from redis.connection import Connection
@@ -120,11 +119,23 @@ class Direct:
             self._pool.release(conn)
 
 
-def _packed(command: tuple[str | int | bytes, ...]) -> bytes:
-    """`command` in the Redis protocol (RESP), packed by hiredis as redis-py packs it; a type
-    redis-py refuses (a bool, None, a list) is refused too, rather than sent as its str."""
-    try:
-        packed: bytes = hiredis.pack_command(command)  # type: ignore[arg-type]  # its stub says a 1-tuple
-    except TypeError as exc:
-        raise redis.exceptions.DataError(f"invalid argument for a direct call: {exc}") from None
-    return packed
+def _packed(command: Sequence[str | int | bytes]) -> bytes:
+    """`command` in the Redis protocol (RESP): an array of bulk strings."""
+    out = [b"*%d\r\n" % len(command)]
+    for arg in command:
+        out.append(b"$%d\r\n%b\r\n" % (len(data := _encoded(arg)), data))
+    return b"".join(out)
+
+
+def _encoded(arg: object) -> bytes:
+    """One argument's bytes, as redis-py's encoder makes them; a type it refuses (a bool,
+    None, a list) is refused here too, rather than sent as its str (`True`, `None`)."""
+    if isinstance(arg, bytes):
+        return arg
+    if isinstance(arg, str):
+        return arg.encode()
+    if isinstance(arg, int) and not isinstance(arg, bool):
+        return b"%d" % arg
+    if isinstance(arg, float):
+        return repr(arg).encode()
+    raise redis.exceptions.DataError(f"invalid argument of type {type(arg).__name__} for a direct call")
