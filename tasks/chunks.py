@@ -53,8 +53,9 @@ def extract_chunk(self: Task, *args: Any, **kwargs: Any) -> StoredResult:
     rt = runtime()
     job_id = str(self.request.id)
     carry = carried(job_id, kwargs.pop("carry", None), lambda: rt.carry_secret, deadline=rt.deadline(started))
-    fresh = Carry(started_at=time.time())  # a chunk failed before its carry is opened lists no earlier attempt
-    record = JobRecord(job_id, carry if isinstance(carry, Carry) else fresh, deadline=rt.deadline(started))
+    # A chunk failed before its carry is opened (forged, Redis away) lists no earlier attempt.
+    opened = carry if isinstance(carry, Carry) else Carry(started_at=time.time())
+    record = JobRecord(job_id, opened, deadline=rt.deadline(started))
     extractor = Extractor(rt.router, rt.state, rt.counter, rt.metrics)
     document = not _part_of_many(kwargs.get("job"))
     with (tracing.delivery_span(self.request, task=self.name, job_id=record.job_id, level=record.carry.level) as span,

@@ -36,8 +36,9 @@ def complete(self: Task, *args: Any, **kwargs: Any) -> StoredResult:
     rt = runtime()
     job_id = str(self.request.id)
     carry = carried(job_id, kwargs.pop("carry", None), lambda: rt.carry_secret, deadline=rt.deadline(started))
-    fresh = Carry(started_at=time.time())  # a job failed before its carry is opened lists no earlier attempt
-    record = JobRecord(job_id, carry if isinstance(carry, Carry) else fresh, deadline=rt.deadline(started))
+    # A job failed before its carry is opened (forged, Redis away) lists no earlier attempt.
+    opened = carry if isinstance(carry, Carry) else Carry(started_at=time.time())
+    record = JobRecord(job_id, opened, deadline=rt.deadline(started))
     payload = kwargs.get("job", args[0] if args else None)
     level = record.carry.level
     with (tracing.delivery_span(self.request, task=self.name, job_id=job_id, level=level) as span,

@@ -42,15 +42,16 @@ def extract(self: Task, *args: Any, **kwargs: Any) -> Any:
           rt.soft_limit(started)):
         decision = deliver(self, rt, record, args, kwargs, parse=parse_extraction_job,
                            run=lambda job, busy: extractor.start(job, record, busy))
+        payload = kwargs.get("job", args[0] if args else None)
         if isinstance(decision, JobResult):
             if not record.replayed:
-                rt.count_result(decision, kwargs.get("job", args[0] if args else None))
+                rt.count_result(decision, payload)
             tracing.describe_result(span, decision)
             count_overhead(rt, self, started, decision.attempts)
-        return finishing(record.job_id, lambda: _record(self, rt, record, decision))
+        return finishing(record.job_id, lambda: _record(self, rt, record, decision, payload))
 
 
-def _record(task: Task, rt: Runtime, record: JobRecord, started: Started) -> Any:
+def _record(task: Task, rt: Runtime, record: JobRecord, started: Started, job: object) -> Any:
     rt.flush_metrics()
     if isinstance(started, Fanout):
         return fan_out(task, started)
@@ -59,7 +60,7 @@ def _record(task: Task, rt: Runtime, record: JobRecord, started: Started) -> Any
         # call returns only when Redis stayed away past the job's time: the job fails here).
         chunk = started.chunk.model_dump(mode="json", by_alias=True)
         started = requeue(task, TASK_EXTRACT_CHUNK, chunk, started.carry, record)
-        rt.count_result(started, None)
+        rt.count_result(started, job)
     log_result("extraction done", started)
     return returned(started, redact=rt.settings.redact_results)
 

@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 
+import redis
 from celery import Task
 
 from contract.codes import ErrorCode
@@ -37,12 +38,23 @@ def _replace(task: Task, name: str, job: object, carry: Carry) -> None:
     job_id = str(task.request.id)
     # Sealed (worker/carry_seal.py): the next delivery refuses a carry it did not get from a worker.
     sealed = carry_seal.sealed(job_id, carry.model_dump(mode="json"), runtime().carry_secret)
+    _answers(task)
     sig = task.app.signature(
         name, kwargs={"job": job, "carry": sealed},
         argsrepr=f"job={job_id}", kwargsrepr=escalated(carry),
         headers=tracing.context_headers(task.request),  # the next delivery continues this trace
     )
     task.replace(sig)
+
+
+def _answers(task: Task) -> None:
+    """Raise redis-py's ConnectionError now if the routing state's or the results' Redis does
+    not answer. A publish would otherwise wait inside Celery, blind to the job's deadline
+    (under gevent it first subscribes to the job's result, retrying ~20 times a second apart)."""
+    runtime().redis.ping()
+    results = getattr(task.backend, "client", None)  # a Redis result backend's client
+    if isinstance(results, redis.Redis):
+        results.ping()
 
 
 def escalated(carry: Carry) -> str:

@@ -22,6 +22,7 @@ from worker.metrics import Metrics
 from worker.plan import Route, first_tier, fits, plan
 from worker.providers.simulated import Script, SimulatedProvider
 from worker.record import JobRecord
+from worker.redis_pool import Client
 from worker.router import Router, RouterConfig
 from worker.state import RoutingState
 from worker.tokens import TokenCounter
@@ -68,7 +69,7 @@ def test_the_plan_starts_at_the_first_tier_and_holds_exactly_the_models_that_fit
 
 @pytest.fixture(scope="module")
 def client(module_db_url: str) -> Iterator[redis.Redis]:
-    connection = redis.Redis.from_url(module_db_url)
+    connection = Client.from_url(module_db_url)
     yield connection
     connection.close()
 

@@ -6,12 +6,12 @@ from collections.abc import Iterator
 
 import httpx2
 import pytest
-import redis
 
 from worker.keys import Keys
 from worker.overlay import RateLimit
 from worker.providers.rate_headers import DEFAULT_RESET_S, Remaining, remaining
 from worker.ratelimit import RateLimiter
+from worker.redis_pool import Client
 
 MODEL = "mistral-small-latest"
 
@@ -43,7 +43,7 @@ def test_headers_that_say_nothing_usable(headers: dict[str, str]) -> None:
 
 @pytest.fixture
 def limiter(idle_db_url: str) -> Iterator[RateLimiter]:
-    client = redis.Redis.from_url(idle_db_url)
+    client = Client.from_url(idle_db_url)
     yield RateLimiter(client, Keys("rl-test:"))
     client.close()
 

@@ -12,6 +12,7 @@ from operators.embedded import PrivateRedis
 from tests.support import db_url
 from worker.keys import Keys
 from worker.metrics import Metrics
+from worker.redis_pool import Client
 from worker.state import Lease, RoutingState
 
 MODELS = ("mistral-small-latest", "mistral-medium-latest", "mistral-large-latest")
@@ -30,7 +31,7 @@ class CountingConnection(redis.Connection):
 @pytest.fixture
 def client(module_db_url: str) -> Iterator[redis.Redis]:
     pool = redis.ConnectionPool.from_url(module_db_url, connection_class=CountingConnection)
-    client = redis.Redis(connection_pool=pool)
+    client = Client(connection_pool=pool)  # a worker's client: the read goes out on its direct path
     yield client
     client.delete(*[Keys("state-test:").busy(m) for m in MODELS])
     client.close()
@@ -115,7 +116,7 @@ def test_flags_show_reason_and_time_left(state: RoutingState) -> None:
 
 def test_unreadable_redis_routes_as_if_nothing_were_busy_and_counts_it() -> None:
     server = PrivateRedis(appendonly=False).start()
-    client = redis.Redis.from_url(db_url(server.url, 1), socket_timeout=0.5, socket_connect_timeout=0.5)
+    client = Client.from_url(db_url(server.url, 1), socket_timeout=0.5, socket_connect_timeout=0.5)
     metrics = Metrics()
     state = RoutingState(client, Keys("x:"), metrics)
     state.mark_busy(MODELS[0], ttl_s=60, reason="transient:unavailable")

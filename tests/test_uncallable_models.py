@@ -16,6 +16,7 @@ from worker.keys import Keys
 from worker.metrics import Metrics
 from worker.providers.simulated import Behaviour, Script, SimulatedProvider
 from worker.record import JobRecord
+from worker.redis_pool import Client
 from worker.router import Escalate, Router, RouterConfig
 from worker.state import RoutingState
 from worker.tokens import TokenCounter
@@ -28,7 +29,7 @@ PREFIX = "uncallable-test:"
 
 @pytest.fixture(scope="module")
 def client(module_db_url: str) -> Iterator[redis.Redis]:
-    connection = redis.Redis.from_url(module_db_url)
+    connection = Client.from_url(module_db_url)
     yield connection
     keys = list(connection.scan_iter(f"{PREFIX}*"))
     if keys:

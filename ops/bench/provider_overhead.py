@@ -38,6 +38,7 @@ from worker.providers.base import ChatRequest, Provider
 from worker.providers.mistral import NO_RETRY, MistralProvider
 from worker.providers.openai import OpenAIProvider
 from worker.record import JobRecord
+from worker.redis_pool import Client
 from worker.router import Router, RouterConfig
 from worker.state import RoutingState
 from worker.tokens import TokenCounter
@@ -105,7 +106,7 @@ def _paths(
 
 
 def measure(redis_url: str, rounds: int) -> Table:
-    client = redis.Redis.from_url(redis_url)
+    client = Client.from_url(redis_url)  # a worker's client: its scripts go out on its direct connection
     counter = TokenCounter()
     counter.warm()
     table = Table(title=f"one provider call at a loopback server ({rounds} calls each, ms)")
