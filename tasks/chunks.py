@@ -26,11 +26,11 @@ from celery import Task
 from contract.codes import ErrorCode
 from contract.errors import JobFailed
 from contract.names import TASK_EXTRACT_CHUNK, TASK_EXTRACT_MERGE, chunk_id
-from contract.schemas import Carry, ErrorInfo, JobResult, parse_chunk_job, parse_merge_job
+from contract.schemas import ErrorInfo, JobResult, parse_chunk_job, parse_merge_job
 from results import store_for
 from tasks.delivery import count_overhead, deliver, finishing, stored_result
 from tasks.extraction import log_result
-from tasks.requeue import carried, requeue
+from tasks.requeue import job_record, requeue
 from worker import errors, tracing
 from worker.celery import app
 from worker.extractor import Extractor
@@ -52,16 +52,13 @@ def extract_chunk(self: Task, *args: Any, **kwargs: Any) -> StoredResult:
     started = time.monotonic()
     rt = runtime()
     job_id = str(self.request.id)
-    carry = carried(job_id, kwargs.pop("carry", None), lambda: rt.carry_secret, deadline=rt.deadline(started))
-    # A chunk failed before its carry is opened (forged, Redis away) lists no earlier attempt.
-    opened = carry if isinstance(carry, Carry) else Carry(started_at=time.time())
-    record = JobRecord(job_id, opened, deadline=rt.deadline(started))
+    record, refused = job_record(job_id, kwargs.pop("carry", None), rt, started)
     extractor = Extractor(rt.router, rt.state, rt.counter, rt.metrics)
     document = not _part_of_many(kwargs.get("job"))
     with (tracing.delivery_span(self.request, task=self.name, job_id=record.job_id, level=record.carry.level) as span,
           rt.soft_limit(started)):
         earlier_attempts = len(record.carry.attempts)
-        decision = rt.router.failed(record, carry) if isinstance(carry, ErrorInfo) else deliver(
+        decision = rt.router.failed(record, refused) if refused is not None else deliver(
             self, rt, record, args, kwargs, parse=parse_chunk_job,
             run=lambda job, busy: extractor.chunk(job, record, busy))
         if isinstance(decision, JobResult):

@@ -14,9 +14,9 @@ from celery import Task
 
 from contract.errors import JobFailed
 from contract.names import QUEUE_CONVERSATIONS, TASK_COMPLETE
-from contract.schemas import Carry, ErrorInfo, JobResult, parse_job
+from contract.schemas import JobResult, parse_job
 from tasks.delivery import count_overhead, deliver, finishing
-from tasks.requeue import carried, requeue
+from tasks.requeue import job_record, requeue
 from worker import tracing
 from worker.celery import app
 from worker.record import JobRecord
@@ -35,17 +35,13 @@ def complete(self: Task, *args: Any, **kwargs: Any) -> StoredResult:
     started = time.monotonic()  # the soft limit runs from here, not from when runtime() is built
     rt = runtime()
     job_id = str(self.request.id)
-    carry = carried(job_id, kwargs.pop("carry", None), lambda: rt.carry_secret, deadline=rt.deadline(started))
-    # A job failed before its carry is opened (forged, Redis away) lists no earlier attempt.
-    opened = carry if isinstance(carry, Carry) else Carry(started_at=time.time())
-    record = JobRecord(job_id, opened, deadline=rt.deadline(started))
+    record, refused = job_record(job_id, kwargs.pop("carry", None), rt, started)
     payload = kwargs.get("job", args[0] if args else None)
     level = record.carry.level
     with (tracing.delivery_span(self.request, task=self.name, job_id=job_id, level=level) as span,
           rt.soft_limit(started)):
         earlier_attempts = len(record.carry.attempts)
-        decision = rt.router.failed(record, carry) if isinstance(carry, ErrorInfo) else _decide(
-            self, rt, record, args, kwargs)
+        decision = _decide(self, rt, record, args, kwargs) if refused is None else rt.router.failed(record, refused)
         if isinstance(decision, JobResult):
             if not record.replayed:
                 rt.count_result(decision, payload)

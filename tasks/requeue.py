@@ -13,7 +13,7 @@ from contract.codes import ErrorCode
 from contract.schemas import Carry, ErrorInfo, JobResult
 from worker import carry_seal, errors, redis_wait, tracing
 from worker.record import JobRecord
-from worker.runtime import runtime
+from worker.runtime import Runtime, runtime
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +48,10 @@ def _replace(task: Task, name: str, job: object, carry: Carry) -> None:
 
 
 def _answers(task: Task) -> None:
-    """Raise redis-py's ConnectionError now if the routing state's or the results' Redis does
-    not answer. A publish would otherwise wait inside Celery, blind to the job's deadline
-    (under gevent it first subscribes to the job's result, retrying ~20 times a second apart)."""
-    runtime().redis.ping()
+    """Raise redis-py's ConnectionError now if the results' Redis does not answer. A publish
+    would otherwise wait inside Celery, blind to the job's deadline (under gevent it first
+    subscribes to the job's result, retrying ~20 times a second apart). A broker that does
+    not answer fails the publish itself, after Celery's short retry policy."""
     results = getattr(task.backend, "client", None)  # a Redis result backend's client
     if isinstance(results, redis.Redis):
         results.ping()
@@ -63,6 +63,17 @@ def escalated(carry: Carry) -> str:
         return f"{{level: {carry.level}}}"
     path = "→".join([e.from_tier for e in carry.escalations] + [carry.escalations[-1].to_tier or "-"])
     return f"{{escalated: {path}, level: {carry.level}}}"
+
+
+def job_record(job_id: str, raw: object, rt: Runtime, started: float) -> tuple[JobRecord, ErrorInfo | None]:
+    """The record of this delivery of `job_id` (begun at `started`, monotonic) with the carry
+    its message brings (`raw`), and why the job fails before it runs, if it does (`carried`):
+    such a job's record lists no earlier attempt."""
+    deadline = rt.deadline(started)
+    carry = carried(job_id, raw, lambda: rt.carry_secret, deadline=deadline)
+    if isinstance(carry, ErrorInfo):
+        return JobRecord(job_id, Carry(started_at=time.time()), deadline=deadline), carry
+    return JobRecord(job_id, carry, deadline=deadline), None
 
 
 def carried(job_id: str, raw: object, secret: Callable[[], bytes], *, deadline: float) -> Carry | ErrorInfo:
