@@ -17,10 +17,10 @@ from celery import Task, chord
 
 from contract.errors import JobFailed
 from contract.names import TASK_EXTRACT, TASK_EXTRACT_CHUNK, TASK_EXTRACT_MERGE, chunk_id
-from contract.schemas import Carry, JobResult, parse_extraction_job
+from contract.schemas import Carry, ErrorInfo, JobResult, parse_extraction_job
 from tasks.delivery import count_overhead, deliver, finishing
-from tasks.requeue import requeue
-from worker import tracing
+from tasks.requeue import answers, requeue
+from worker import errors, redis_wait, tracing
 from worker.celery import app
 from worker.extractor import ChunkEscalate, Extractor, Fanout, Started
 from worker.record import JobRecord
@@ -54,8 +54,10 @@ def extract(self: Task, *args: Any, **kwargs: Any) -> Any:
 def _record(task: Task, rt: Runtime, record: JobRecord, started: Started, job: object) -> Any:
     rt.flush_metrics()
     if isinstance(started, Fanout):
-        return fan_out(task, started)
-    if isinstance(started, ChunkEscalate):
+        # Returns only when Redis stayed away past the job's time: the job fails here.
+        started = fan_out(task, started, record)
+        rt.count_result(started, job)
+    elif isinstance(started, ChunkEscalate):
         # A one-chunk document: its chunk goes one tier up as a chunk task, same job id (the
         # call returns only when Redis stayed away past the job's time: the job fails here).
         chunk = started.chunk.model_dump(mode="json", by_alias=True)
@@ -65,8 +67,24 @@ def _record(task: Task, rt: Runtime, record: JobRecord, started: Started, job: o
     return returned(started, redact=rt.settings.redact_results)
 
 
-def fan_out(task: Task, fanout: Fanout) -> Any:
-    """Replace `task` with a chord: a task per chunk (ids ``<job>:chunk:<i>``), then the merge."""
+def fan_out(task: Task, fanout: Fanout, record: JobRecord) -> JobResult:
+    """Replace `task` with a chord: a task per chunk (ids ``<job>:chunk:<i>``), then the merge.
+
+    Raises Celery's `Ignore` once the chord is sent. While Redis (the broker, the results) is
+    unreachable it waits, within the job's time (`record.deadline`); past it, returns the
+    job's failed JobResult (``out_of_time``). A try that failed after some chunk messages went
+    out is followed by a whole new chord: a chunk sent twice runs under its one id, and the
+    copy that comes second answers with the first one's stored result (`tasks.delivery`).
+    """
+    try:
+        redis_wait.within(record.deadline, "to fan the document out", lambda: _fan_out(task, fanout))
+    except errors.RedisAway as exc:
+        return runtime().router.failed(record, ErrorInfo(code=exc.code, message=str(exc)))
+    raise AssertionError("Task.replace returned: it does only for an eager task, which tierline never runs")
+
+
+def _fan_out(task: Task, fanout: Fanout) -> None:
+    """One try, with a new chord (`Task.replace` freezes the one it is given)."""
     job_id = str(task.request.id)
     total = len(fanout.chunks)
     header = [
@@ -82,8 +100,9 @@ def fan_out(task: Task, fanout: Fanout) -> Any:
         TASK_EXTRACT_MERGE, kwargs={"merge": fanout.merge.model_dump(mode="json", by_alias=True)},
         argsrepr=f"job={job_id} chunk results={total}", kwargsrepr="{}",
     )
+    answers(task)
     log.info("extraction fans out job=%s chunks=%d", job_id, total)
-    return task.replace(chord(header, merge))
+    task.replace(chord(header, merge))
 
 
 def log_result(what: str, result: JobResult) -> None:

@@ -38,7 +38,7 @@ def _replace(task: Task, name: str, job: object, carry: Carry) -> None:
     job_id = str(task.request.id)
     # Sealed (worker/carry_seal.py): the next delivery refuses a carry it did not get from a worker.
     sealed = carry_seal.sealed(job_id, carry.model_dump(mode="json"), runtime().carry_secret)
-    _answers(task)
+    answers(task)
     sig = task.app.signature(
         name, kwargs={"job": job, "carry": sealed},
         argsrepr=f"job={job_id}", kwargsrepr=escalated(carry),
@@ -47,7 +47,7 @@ def _replace(task: Task, name: str, job: object, carry: Carry) -> None:
     task.replace(sig)
 
 
-def _answers(task: Task) -> None:
+def answers(task: Task) -> None:
     """Raise redis-py's ConnectionError now if the results' Redis does not answer. A publish
     would otherwise wait inside Celery, blind to the job's deadline (under gevent it first
     subscribes to the job's result, retrying ~20 times a second apart). A broker that does

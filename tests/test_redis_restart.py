@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,9 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from contract.names import TASK_EXTRACT_CHUNK
+from contract.schemas import JobResult
 from operators.embedded import PrivateRedis
+from producers import submit_extraction
 from producers.client import submit
+from tests.relay import Relay
 from tests.support import RunningWorker, running_worker
+from tests.test_extraction_batch import CONTRACT, document, small_context_catalog
 from worker.providers.simulated import Behaviour, Script
 
 
@@ -210,3 +216,53 @@ def test_a_job_escalating_into_an_outage_longer_than_its_time_fails_out_of_time(
         assert result.error is not None and result.error.code == "out_of_time", result.error
         assert "Redis was unreachable" in result.error.message, result.error
         assert [a.model for a in result.attempts] == [SMALL], result.attempts
+
+
+def fanned_out_in_an_outage(tmp_path: Path, job_id: str, *, soft_s: int, hard_s: int) -> tuple[JobResult, str]:
+    """The JobResult of a document of several chunks whose fan-out finds Redis unreachable,
+    and the worker's log. The worker has small contexts (documents fan out into chunks) and
+    reaches Redis through a relay that watches for the first chunk message: it drops that
+    message with its connection, and lets no new connection through for OUTAGE_S seconds.
+    (The connections already open go on: stopping Redis itself here also drops the
+    consumer's, and Celery 5.7 with kombu 5.7 then sometimes stops the worker on an
+    AttributeError while it restores the unacknowledged messages.)"""
+    server = PrivateRedis(appendonly=False).start()
+    (tmp_path / "logs").mkdir()
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(small_context_catalog())
+    env = {"TIERLINE_CATALOG_PATH": str(catalog), "TIERLINE_SOFT_TIME_LIMIT_S": soft_s,
+           "TIERLINE_HARD_TIME_LIMIT_S": hard_s}
+    cut_at: list[float] = []
+
+    def cut(seen: int) -> bool:
+        if seen > 1:
+            return False
+        relay.refuse_for(OUTAGE_S)
+        cut_at.append(time.monotonic())
+        return True
+
+    try:
+        with Relay(("127.0.0.1", server.port), marker=TASK_EXTRACT_CHUNK.encode()) as relay:
+            relay.on_marker = cut
+            with running_worker(f"redis://127.0.0.1:{relay.port}/0", 1, tmp_path / "logs", env=env) as worker:
+                handle = submit_extraction(document(random.Random(7), 9_000), CONTRACT, app=worker.app,
+                                           max_output_tokens=256, job_id=job_id)
+                result = handle.result(timeout=90)
+                assert cut_at, "the fan-out never sent a chunk"
+                return result, worker.log()
+    finally:
+        server.stop()
+
+
+def test_a_document_fanning_out_during_a_redis_outage_ends_once_with_every_chunk(tmp_path: Path) -> None:
+    # Given a document of several chunks, whose fan-out finds Redis unreachable for less than the job's time
+    result, log = fanned_out_in_an_outage(tmp_path, "fanning-out", soft_s=40, hard_s=50)
+    # Then, once Redis answers again, the document ends once, succeeded, each chunk called once
+    assert result.ok, result.error
+    assert result.job_id == "fanning-out"
+    chunks = result.chunks or 0
+    assert chunks >= 2, result
+    assert sorted(a.chunk or 0 for a in result.attempts) == list(range(chunks))
+    # after waiting for Redis (not a bare failure of the task)
+    assert "waiting for Redis to fan the document out" in log, log[-3000:]
+
