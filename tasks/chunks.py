@@ -66,7 +66,8 @@ def extract_chunk(self: Task, *args: Any, **kwargs: Any) -> StoredResult:
                 rt.count_result(decision, None)
             tracing.describe_result(span, decision)
         count_overhead(rt, self, started, record.carry.attempts[earlier_attempts:])
-        return finishing(record.job_id, lambda: _record_chunk(self, rt, record, decision, kwargs, document=document))
+        return finishing(rt, record.job_id,
+                         lambda: _record_chunk(self, rt, record, decision, kwargs, document=document))
 
 
 def _record_chunk(
@@ -115,7 +116,7 @@ def extract_merge(self: Task, results: object = None, **kwargs: Any) -> StoredRe
     rt.flush_metrics()
     log_result("extraction done", result)
     try:  # a failed document ends JobFailed (FAILURE); its parts are released either way
-        return finishing(job_id, lambda: returned(result, redact=rt.settings.redact_results))
+        return finishing(rt, job_id, lambda: returned(result, redact=rt.settings.redact_results))
     finally:
         if rt.settings.redact_results:
             _release_parts(self, job_id, part_ids)

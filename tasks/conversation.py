@@ -47,7 +47,7 @@ def complete(self: Task, *args: Any, **kwargs: Any) -> StoredResult:
                 rt.count_result(decision, payload)
             tracing.describe_result(span, decision)
         count_overhead(rt, self, started, record.carry.attempts[earlier_attempts:])
-        return finishing(record.job_id, lambda: _record(self, rt, record, decision, payload))
+        return finishing(rt, record.job_id, lambda: _record(self, rt, record, decision, payload))
 
 
 def _record(task: Task, rt: Runtime, record: JobRecord, decision: Decision, job: object) -> StoredResult:

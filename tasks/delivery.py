@@ -118,19 +118,23 @@ def count_overhead(rt: Runtime, task: Task, started: float, attempts: Sequence[A
     rt.metrics.observe(series.ROUTING_OVERHEAD, (task.name,), max(0.0, time.monotonic() - started - calls_s))
 
 
-def finishing(job_id: str, step: Callable[[], T]) -> T:
+def finishing(rt: Runtime, job_id: str, step: Callable[[], T]) -> T:
     """Run `step`, the task's last one (store or re-queue the decision), to its end.
 
     A job whose attempts end just before the soft time limit can still be hit by it
     while its decision is being recorded; the task would then end as an exception and
     the producer would never see the JobResult. The limit fires once per task, so the
-    step runs again, uninterrupted (the hard limit is still above it).
+    step runs again, uninterrupted (the hard limit is still above it). Once the step is
+    over, a limit firing while Celery writes the result is let pass (`Runtime.decision_hold`).
     """
     try:
-        return step()
-    except SoftTimeLimitExceeded:
-        log.warning("soft time limit while recording the decision job=%s: recording it again", job_id)
-        return step()
+        try:
+            return step()
+        except SoftTimeLimitExceeded:
+            log.warning("soft time limit while recording the decision job=%s: recording it again", job_id)
+            return step()
+    finally:
+        rt.decision_hold.hold(job_id)
 
 
 def _earlier(task: Task, rt: Runtime, record: JobRecord, delivery: int) -> JobResult | None:

@@ -48,7 +48,7 @@ def extract(self: Task, *args: Any, **kwargs: Any) -> Any:
                 rt.count_result(decision, payload)
             tracing.describe_result(span, decision)
             count_overhead(rt, self, started, decision.attempts)
-        return finishing(record.job_id, lambda: _record(self, rt, record, decision, payload))
+        return finishing(rt, record.job_id, lambda: _record(self, rt, record, decision, payload))
 
 
 def _record(task: Task, rt: Runtime, record: JobRecord, started: Started, job: object) -> Any:

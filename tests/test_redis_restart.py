@@ -266,3 +266,42 @@ def test_a_document_fanning_out_during_a_redis_outage_ends_once_with_every_chunk
     # after waiting for Redis (not a bare failure of the task)
     assert "waiting for Redis to fan the document out" in log, log[-3000:]
 
+
+
+
+def test_a_document_fanning_out_into_an_outage_longer_than_its_time_fails_out_of_time(tmp_path: Path) -> None:
+    # Given the job's time (soft limit, 6 s) ends while Redis is unreachable (the hard limit
+    # is above it), so the failed result is written after the soft limit has fired
+    result, log = fanned_out_in_an_outage(tmp_path, "fanning-out-late", soft_s=6, hard_s=40)
+    # Then it ends once, failed out of time, saying Redis was unreachable to fan it out
+    assert not result.ok
+    assert result.error is not None and result.error.code == "out_of_time", result.error
+    assert "Redis was unreachable to fan the document out" in result.error.message, result.error
+    assert result.attempts == []
+    # (the soft limit fired while Celery wrote the result, and was let pass)
+    assert "soft time limit job=fanning-out-late after its decision" in log, log[-3000:]
+
+def test_a_worker_waiting_for_jobs_with_one_in_flight_survives_a_redis_restart(tmp_path: Path) -> None:
+    # Given a worker with two slots and one job in its 4 s call: the consumer waits on the
+    # queue (a BRPOP) for the other slot when Redis goes down
+    server = PrivateRedis(appendonly=True, folder=tmp_path / "redis").start()
+    (tmp_path / "logs").mkdir()
+    try:
+        with running_worker(server.url, 1, tmp_path / "logs", concurrency=2) as worker:
+            worker.script(Script(default=Behaviour(latency_ms=4_000)))
+            server.redis_fsync()
+            first = submit([{"role": "user", "content": "in flight"}], app=worker.app, job_id="in-flight")
+            assert jobs_in_their_call(worker) == {"in-flight"}
+            # When Redis restarts on its files
+            server.restart()
+            result = first.result(timeout=60)
+            # Then the worker goes on: the job ends succeeded, and a job sent after is run
+            worker.script(Script())
+            after = submit([{"role": "user", "content": "after"}], app=worker.app, job_id="after").result(timeout=60)
+            alive = worker.process.poll() is None
+            log = worker.log()
+    finally:
+        server.stop()
+    assert result.ok, result.error
+    assert after.ok, after.error
+    assert alive and "Unrecoverable error" not in log, log[-3000:]

@@ -9,13 +9,23 @@ RabbitMQ (``amqp://``) requeues a dead worker's messages as soon as its connecti
 quorum queues (replicated, with a delivery count), publisher confirms (a send returns
 once the broker has the message), and per-consumer prefetch (quorum queues refuse a
 global QoS; Celery detects them and stops asking for one).
+
+On ``redis://`` the worker uses kombu's Redis transport with one change (`Transport`):
+a channel closed while its connection is lost still closes. Celery 5.7 with kombu 5.7
+stopped the whole worker ("Unrecoverable error: AttributeError") when Redis went away
+while it waited for jobs (a BRPOP pending) with a job in flight: the channel's close
+first reads the pending BRPOP, which raised on the lost connection and left the channel
+open; Celery then discarded the transport and closed the channel again, and its restore
+of the job's unacknowledged message found no connection settings to connect with.
 """
 
 from __future__ import annotations
 
+from queue import Empty
 from typing import Any
 
 from kombu.entity import Queue
+from kombu.transport import redis
 
 from contract.names import QUEUE_CONVERSATIONS, QUEUE_EXTRACTION
 from worker.settings import Settings
@@ -24,6 +34,35 @@ QUEUES = (QUEUE_CONVERSATIONS, QUEUE_EXTRACTION)
 # Seconds between sweeps of the unacked set, at most: a tenth of the visibility timeout.
 RESTORE_INTERVAL_MAX_S = 10
 BRPOP_TIMEOUT_S = 5  # above Celery's 2 s drain timeout
+
+
+class Channel(redis.Channel):
+    """kombu's Redis channel, whose close goes on when its pending BRPOP cannot be read."""
+
+    def close(self) -> None:
+        if self._in_poll and not self.closed:
+            try:
+                self._brpop_read()  # type: ignore[no-untyped-call]  # clears _in_poll, whatever it raises
+            except Empty:
+                pass
+            except self.connection_errors:
+                pass  # the connection is lost: the close goes on (and restores what it can)
+        super().close()  # type: ignore[no-untyped-call]
+
+
+class Transport(redis.Transport):
+    """kombu's Redis transport with `Channel`."""
+
+    Channel = Channel
+
+
+TRANSPORT = f"{__name__}:Transport"
+
+
+def transport(broker_url: str) -> str | None:
+    """The kombu transport for `broker_url`: ours for ``redis://``, kombu's own otherwise
+    (``rediss://`` keeps kombu's, which sets up TLS from the scheme's name)."""
+    return TRANSPORT if broker_url.split("://", 1)[0] == "redis" else None
 
 
 def is_amqp(url: str) -> bool:

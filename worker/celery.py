@@ -34,6 +34,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     connections = pool_size(settings.concurrency)
     return {
         "broker_url": settings.broker,
+        "broker_transport": broker.transport(settings.broker),
         "result_backend": settings.results,
         "task_serializer": "json",
         "result_serializer": "json",
@@ -143,6 +144,14 @@ def pool_name(pool_cls: object) -> str:
 def _process_started(**_: Any) -> None:
     # After fork: an exporter's thread does not survive it (off unless OTEL_* asks).
     tracing.configure_from_env()
+
+
+@signals.task_postrun.connect
+def _task_ended(**_: Any) -> None:
+    # Celery has written the result: the soft limit raises again (worker/deadline.py: DecisionHold).
+    current = runtime.built()
+    if current is not None:
+        current.decision_hold.release()
 
 
 @signals.worker_process_shutdown.connect

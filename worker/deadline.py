@@ -20,6 +20,8 @@ instead of a bare Celery failure.
 from __future__ import annotations
 
 import ctypes
+import logging
+import signal
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager as ContextManager
@@ -27,6 +29,8 @@ from contextlib import contextmanager, nullcontext
 from enum import StrEnum
 
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+
+log = logging.getLogger(__name__)
 
 
 class PoolKind(StrEnum):
@@ -53,6 +57,36 @@ def soft_limit(kind: PoolKind, seconds: float) -> ContextManager[None]:
     if kind is PoolKind.GEVENT:
         return _greenlet_alarm(seconds)
     return _thread_alarm(seconds)
+
+
+class DecisionHold:
+    """Under prefork, from a job's decision to its task's end, a soft limit is logged, not raised.
+
+    Celery writes a task's result after the task returns, still under the soft limit (the
+    pool process's SIGUSR1). A limit landing in that write (Redis away at the job's deadline,
+    the write retried) made Celery store a bare `SoftTimeLimitExceeded` in place of the
+    job's JobResult. Once the job has decided, the limit has nothing left to stop: `hold`
+    swaps the signal's handler for one that logs, `release` (at `task_postrun`) puts it back.
+    The other pools' soft limit ends with the task body (`soft_limit`): nothing to hold.
+    """
+
+    def __init__(self, kind: PoolKind) -> None:
+        self._on = kind is PoolKind.PREFORK
+        self._previous: object = None
+
+    def hold(self, job_id: str) -> None:
+        if not self._on or self._previous is not None or threading.current_thread() is not threading.main_thread():
+            return
+        self._previous = signal.signal(signal.SIGUSR1, lambda _signum, _frame: _after_decision(job_id))
+
+    def release(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGUSR1, self._previous)  # type: ignore[arg-type]  # what signal() returned
+            self._previous = None
+
+
+def _after_decision(job_id: str) -> None:
+    log.warning("soft time limit job=%s after its decision: its result is being stored", job_id)
 
 
 def hard_limit_errors(kind: PoolKind) -> tuple[type[BaseException], ...]:

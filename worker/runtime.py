@@ -95,6 +95,7 @@ class Runtime:
             live=self.live,
         )
         self.pool = shared.pool
+        self.decision_hold = deadline.DecisionHold(shared.pool)
         self.inflight = Inflight(self.redis, settings.keys, self.router.attempts_so_far)
         # Celery recycles prefork processes itself; other pools run jobs in this process.
         self.recycler = None if shared.pool is PoolKind.PREFORK else Recycler(
@@ -231,6 +232,11 @@ def announce() -> None:
 def runtime() -> Runtime:
     """This process's Runtime, built on first use after fork."""
     return _PROCESS.get()
+
+
+def built() -> Runtime | None:
+    """This process's Runtime if a job has built it (no building here), else None."""
+    return _PROCESS.built()
 
 
 def shutdown() -> None:
