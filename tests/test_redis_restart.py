@@ -281,13 +281,15 @@ def test_a_document_fanning_out_into_an_outage_longer_than_its_time_fails_out_of
     # (the soft limit fired while Celery wrote the result, and was let pass)
     assert "soft time limit job=fanning-out-late after its decision" in log, log[-3000:]
 
-def test_a_worker_waiting_for_jobs_with_one_in_flight_survives_a_redis_restart(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pool", ["prefork", "gevent"])
+def test_a_worker_waiting_for_jobs_with_one_in_flight_survives_a_redis_restart(tmp_path: Path, pool: str) -> None:
     # Given a worker with two slots and one job in its 4 s call: the consumer waits on the
-    # queue (a BRPOP) for the other slot when Redis goes down
+    # queue (a BRPOP) for the other slot when Redis goes down (under prefork, Celery's event
+    # loop, kombu's stock transport then stopped the worker: worker/broker.py)
     server = PrivateRedis(appendonly=True, folder=tmp_path / "redis").start()
     (tmp_path / "logs").mkdir()
     try:
-        with running_worker(server.url, 1, tmp_path / "logs", concurrency=2) as worker:
+        with running_worker(server.url, 1, tmp_path / "logs", concurrency=2, pool=pool) as worker:
             worker.script(Script(default=Behaviour(latency_ms=4_000)))
             server.redis_fsync()
             first = submit([{"role": "user", "content": "in flight"}], app=worker.app, job_id="in-flight")
