@@ -13,7 +13,7 @@ import logging
 import time
 from typing import Any
 
-from celery import Task, chord
+from celery import Task, chord, group
 
 from contract.errors import JobFailed
 from contract.names import TASK_EXTRACT, TASK_EXTRACT_CHUNK, TASK_EXTRACT_MERGE, chunk_id
@@ -72,9 +72,12 @@ def fan_out(task: Task, fanout: Fanout, record: JobRecord) -> JobResult:
 
     Raises Celery's `Ignore` once the chord is sent. While Redis (the broker, the results) is
     unreachable it waits, within the job's time (`record.deadline`); past it, returns the
-    job's failed JobResult (``out_of_time``). A try that failed after some chunk messages went
-    out is followed by a whole new chord: a chunk sent twice runs under its one id, and the
-    copy that comes second answers with the first one's stored result (`tasks.delivery`).
+    job's failed JobResult (``out_of_time``). A try that failed after some or all of its chunk
+    messages went out is followed by the same chord again: one group id for every try
+    (``<job>:chunks``), and Celery's chord counts a chunk once per group (by its id and place),
+    so the merge runs once. A chunk whose message went out twice is answered from its first
+    copy's stored result when that copy has finished or still holds its lease
+    (`tasks.delivery`); otherwise it runs again (one more call).
     """
     try:
         redis_wait.within(record.deadline, "to fan the document out", lambda: _fan_out(task, fanout))
@@ -100,9 +103,18 @@ def _fan_out(task: Task, fanout: Fanout) -> None:
         TASK_EXTRACT_MERGE, kwargs={"merge": fanout.merge.model_dump(mode="json", by_alias=True)},
         argsrepr=f"job={job_id} chunk results={total}", kwargsrepr="{}",
     )
+    fanned = chord(header, merge)
+    fanned.tasks = group(header, task_id=f"{job_id}:chunks", app=task.app)  # chord() drops a group's id
     answers(task)
     log.info("extraction fans out job=%s chunks=%d", job_id, total)
-    task.replace(chord(header, merge))
+    try:
+        task.replace(fanned)
+    except RuntimeError as exc:
+        # Celery's result consumer gives up resubscribing after ~20 tries ("Retry limit
+        # exceeded"): Redis went away during the try.
+        if isinstance(exc.__cause__, redis_wait.UNREACHABLE):
+            raise exc.__cause__ from exc
+        raise
 
 
 def log_result(what: str, result: JobResult) -> None:
