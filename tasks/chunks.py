@@ -127,6 +127,6 @@ def _release_parts(task: Task, job_id: str, part_ids: list[str]) -> None:
     Best effort: nothing here may keep the document from its result."""
     try:
         store_for(task.backend).release(part_ids)
-    except Exception as exc:  # noqa: BLE001  (a backend error, or the soft limit in its retries)
+    except Exception as exc:  # noqa: BLE001  (a backend error: past the decision no soft limit lands here)
         log.warning("chunk results of job=%s not released (%s): they expire with the result expiry",
                     job_id, type(exc).__name__)

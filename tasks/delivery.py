@@ -125,7 +125,7 @@ def finishing(rt: Runtime, job_id: str, step: Callable[[], T]) -> T:
     while its decision is being recorded; the task would then end as an exception and
     the producer would never see the JobResult. The limit fires once per task, so the
     step runs again, uninterrupted (the hard limit is still above it). Once the step is
-    over, a limit firing while Celery writes the result is let pass (`Runtime.decision_hold`).
+    over, a limit firing while Celery stores the result is let pass (`Runtime.decision_hold`).
     """
     try:
         try:

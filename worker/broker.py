@@ -10,7 +10,7 @@ quorum queues (replicated, with a delivery count), publisher confirms (a send re
 once the broker has the message), and per-consumer prefetch (quorum queues refuse a
 global QoS; Celery detects them and stops asking for one).
 
-On ``redis://`` the worker uses kombu's Redis transport with one change (`Transport`):
+On Redis the worker uses kombu's Redis transport with one change (`Transport`):
 a channel closed while its connection is lost still closes. Celery 5.7 with kombu 5.7
 stopped the whole worker ("Unrecoverable error: AttributeError") when Redis went away
 while it waited for jobs (a BRPOP pending) with a job in flight: the channel's close
@@ -24,8 +24,9 @@ from __future__ import annotations
 from queue import Empty
 from typing import Any
 
+import kombu.transport
 from kombu.entity import Queue
-from kombu.transport import redis
+from kombu.transport import TRANSPORT_ALIASES, redis
 
 from contract.names import QUEUE_CONVERSATIONS, QUEUE_EXTRACTION
 from worker.settings import Settings
@@ -36,33 +37,51 @@ RESTORE_INTERVAL_MAX_S = 10
 BRPOP_TIMEOUT_S = 5  # above Celery's 2 s drain timeout
 
 
+def _read_pending(channel: Any) -> None:
+    """Read `channel`'s pending BRPOP, if any, whatever the connection says (it clears the
+    channel's in-poll state either way), so that kombu's close that follows goes on."""
+    if channel._in_poll and not channel.closed:
+        try:
+            channel._brpop_read()
+        except Empty:
+            pass
+        except channel.connection_errors:
+            pass  # the connection is lost: the close goes on (and restores what it can)
+
+
 class Channel(redis.Channel):
     """kombu's Redis channel, whose close goes on when its pending BRPOP cannot be read."""
 
     def close(self) -> None:
-        if self._in_poll and not self.closed:
-            try:
-                self._brpop_read()  # type: ignore[no-untyped-call]  # clears _in_poll, whatever it raises
-            except Empty:
-                pass
-            except self.connection_errors:
-                pass  # the connection is lost: the close goes on (and restores what it can)
+        _read_pending(self)
+        super().close()  # type: ignore[no-untyped-call]
+
+
+class SentinelChannel(redis.SentinelChannel):
+    """kombu's Sentinel channel, with the same close as `Channel`."""
+
+    def close(self) -> None:
+        _read_pending(self)
         super().close()  # type: ignore[no-untyped-call]
 
 
 class Transport(redis.Transport):
-    """kombu's Redis transport with `Channel`."""
-
     Channel = Channel
 
 
-TRANSPORT = f"{__name__}:Transport"
+class SentinelTransport(redis.SentinelTransport):
+    Channel = SentinelChannel
 
 
-def transport(broker_url: str) -> str | None:
-    """The kombu transport for `broker_url`: ours for ``redis://``, kombu's own otherwise
-    (``rediss://`` keeps kombu's, which sets up TLS from the scheme's name)."""
-    return TRANSPORT if broker_url.split("://", 1)[0] == "redis" else None
+def use_our_redis_transports() -> None:
+    """Have kombu open ``redis://``, ``rediss://`` and ``sentinel://`` brokers with `Transport`
+    and `SentinelTransport` (the schemes keep their names: kombu's TLS default for
+    ``rediss``, the URLs Flower and the logs show). Idempotent."""
+    ours = {"redis": f"{__name__}:Transport", "rediss": f"{__name__}:Transport",
+            "sentinel": f"{__name__}:SentinelTransport"}
+    TRANSPORT_ALIASES.update(ours)
+    for scheme in ours:  # a scheme kombu resolved before this stays cached: resolve it again
+        kombu.transport._transport_cache.pop(scheme, None)
 
 
 def is_amqp(url: str) -> bool:
@@ -94,6 +113,7 @@ def transport_options(settings: Settings, *, max_connections: int) -> dict[str, 
         "polling_interval": BRPOP_TIMEOUT_S,
         "max_connections": max_connections,
         "socket_timeout": 30,
+        "socket_connect_timeout": 5,  # kombu's default is none: a silent host would hold the consumer
         "health_check_interval": settings.redis_health_check_s,
     }
 

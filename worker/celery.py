@@ -34,7 +34,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     connections = pool_size(settings.concurrency)
     return {
         "broker_url": settings.broker,
-        "broker_transport": broker.transport(settings.broker),
         "result_backend": settings.results,
         "task_serializer": "json",
         "result_serializer": "json",
@@ -90,6 +89,7 @@ def result_retries(outage_s: float) -> dict[str, Any]:
     }
 
 
+broker.use_our_redis_transports()  # before any connection: worker/broker.py says why
 # IntakeTask: a malformed message ends as a failed result instead of stopping the consumer.
 app = Celery(
     "tierline", include=["tasks.conversation", "tasks.extraction", "tasks.chunks", "tasks.shadow"],
@@ -146,9 +146,9 @@ def _process_started(**_: Any) -> None:
     tracing.configure_from_env()
 
 
-@signals.task_postrun.connect
-def _task_ended(**_: Any) -> None:
-    # Celery has written the result: the soft limit raises again (worker/deadline.py: DecisionHold).
+@signals.task_prerun.connect
+def _task_starting(**_: Any) -> None:
+    # A new task: the soft limit raises again (worker/deadline.py: DecisionHold).
     current = runtime.built()
     if current is not None:
         current.decision_hold.release()

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager as ContextManager
 from contextlib import contextmanager, nullcontext
 from enum import StrEnum
+from types import FrameType
 
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
@@ -60,33 +61,49 @@ def soft_limit(kind: PoolKind, seconds: float) -> ContextManager[None]:
 
 
 class DecisionHold:
-    """Under prefork, from a job's decision to its task's end, a soft limit is logged, not raised.
+    """Under prefork, from a job's decision to the next task's start, a soft limit is logged, not raised.
 
-    Celery writes a task's result after the task returns, still under the soft limit (the
-    pool process's SIGUSR1). A limit landing in that write (Redis away at the job's deadline,
-    the write retried) made Celery store a bare `SoftTimeLimitExceeded` in place of the
-    job's JobResult. Once the job has decided, the limit has nothing left to stop: `hold`
-    swaps the signal's handler for one that logs, `release` (at `task_postrun`) puts it back.
-    The other pools' soft limit ends with the task body (`soft_limit`): nothing to hold.
+    Celery writes a task's result after the task returns, and billiard then sends it to the
+    worker's main process, all still under the soft limit (the pool process's SIGUSR1). A
+    limit landing there (Redis away at the job's deadline, the write retried) made Celery
+    store a bare `SoftTimeLimitExceeded` in place of the job's JobResult. Once the job has
+    decided (`hold`), the limit has nothing left to stop: the process's SIGUSR1 handler,
+    wrapped on first use, logs it instead, until the next task starts (`release`, at
+    `task_prerun`). The other pools' soft limit ends with the task body (`soft_limit`).
     """
 
     def __init__(self, kind: PoolKind) -> None:
         self._on = kind is PoolKind.PREFORK
-        self._previous: object = None
+        self._wrapped = False
+        self._decided: str | None = None
 
     def hold(self, job_id: str) -> None:
-        if not self._on or self._previous is not None or threading.current_thread() is not threading.main_thread():
+        if not self._on:
             return
-        self._previous = signal.signal(signal.SIGUSR1, lambda _signum, _frame: _after_decision(job_id))
+        if not self._wrapped:
+            self._wrap()
+        self._decided = job_id
 
     def release(self) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGUSR1, self._previous)  # type: ignore[arg-type]  # what signal() returned
-            self._previous = None
+        self._decided = None
 
+    def _wrap(self) -> None:
+        self._wrapped = True
+        if threading.current_thread() is not threading.main_thread():
+            self._on = False  # only the main thread may set a handler: leave the limit as it is
+            return
+        raise_limit = signal.getsignal(signal.SIGUSR1)
+        if not callable(raise_limit):
+            self._on = False  # not billiard's handler (no soft limit here): nothing to hold
+            return
 
-def _after_decision(job_id: str) -> None:
-    log.warning("soft time limit job=%s after its decision: its result is being stored", job_id)
+        def after_decision(signum: int, frame: FrameType | None) -> None:
+            if self._decided is None:
+                raise_limit(signum, frame)
+            else:
+                log.warning("soft time limit job=%s after its decision: its result is being stored", self._decided)
+
+        signal.signal(signal.SIGUSR1, after_decision)
 
 
 def hard_limit_errors(kind: PoolKind) -> tuple[type[BaseException], ...]:
