@@ -15,7 +15,7 @@ from celery import Task
 from contract.errors import JobFailed
 from contract.names import QUEUE_CONVERSATIONS, TASK_COMPLETE
 from contract.schemas import JobResult, parse_job
-from tasks.delivery import count_overhead, deliver, finishing
+from tasks.delivery import count_overhead, deliver, finishing, given_job
 from tasks.requeue import job_record, requeue
 from worker import tracing
 from worker.celery import app
@@ -36,7 +36,7 @@ def complete(self: Task, *args: Any, **kwargs: Any) -> StoredResult:
     rt = runtime()
     job_id = str(self.request.id)
     record, refused = job_record(job_id, kwargs.pop("carry", None), rt, started)
-    payload = kwargs.get("job", args[0] if args else None)
+    payload = given_job(args, kwargs)
     level = record.carry.level
     with (tracing.delivery_span(self.request, task=self.name, job_id=job_id, level=level) as span,
           rt.soft_limit(started)):

@@ -192,6 +192,12 @@ def _longest(attempts: list[Attempt], journal: list[Attempt]) -> list[Attempt]:
     return journal if len(journal) > len(attempts) else attempts
 
 
+def given_job(args: tuple[Any, ...], kwargs: dict[str, Any]) -> object:
+    """The job as the message gives it, never refused (None when it gives none): what a
+    re-queue sends on and what metrics read the team from (`job_payload` checks it)."""
+    return kwargs.get("job", args[0] if args else None)
+
+
 def job_payload(args: tuple[Any, ...], kwargs: dict[str, Any]) -> object:
     """The one job a message carries, as ``kwargs {"job": ...}`` or one positional argument."""
     if "job" in kwargs and not args and len(kwargs) == 1:

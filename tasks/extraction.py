@@ -13,14 +13,14 @@ import logging
 import time
 from typing import Any
 
-from celery import Task, chord, group
+from celery import Signature, Task, chord, group
 
 from contract.errors import JobFailed
 from contract.names import TASK_EXTRACT, TASK_EXTRACT_CHUNK, TASK_EXTRACT_MERGE, chunk_id
-from contract.schemas import Carry, ErrorInfo, JobResult, parse_extraction_job
-from tasks.delivery import count_overhead, deliver, finishing
-from tasks.requeue import answers, requeue
-from worker import errors, redis_wait, tracing
+from contract.schemas import Carry, JobResult, parse_extraction_job
+from tasks.delivery import count_overhead, deliver, finishing, given_job
+from tasks.requeue import replaced, requeue
+from worker import tracing
 from worker.celery import app
 from worker.extractor import ChunkEscalate, Extractor, Fanout, Started
 from worker.record import JobRecord
@@ -42,7 +42,7 @@ def extract(self: Task, *args: Any, **kwargs: Any) -> Any:
           rt.soft_limit(started)):
         decision = deliver(self, rt, record, args, kwargs, parse=parse_extraction_job,
                            run=lambda job, busy: extractor.start(job, record, busy))
-        payload = kwargs.get("job", args[0] if args else None)
+        payload = given_job(args, kwargs)
         if isinstance(decision, JobResult):
             if not record.replayed:
                 rt.count_result(decision, payload)
@@ -70,24 +70,18 @@ def _record(task: Task, rt: Runtime, record: JobRecord, started: Started, job: o
 def fan_out(task: Task, fanout: Fanout, record: JobRecord) -> JobResult:
     """Replace `task` with a chord: a task per chunk (ids ``<job>:chunk:<i>``), then the merge.
 
-    Raises Celery's `Ignore` once the chord is sent. While Redis (the broker, the results) is
-    unreachable it waits, within the job's time (`record.deadline`); past it, returns the
-    job's failed JobResult (``out_of_time``). A try that failed after some or all of its chunk
-    messages went out is followed by the same chord again: one group id for every try
-    (``<job>:chunks``), and Celery's chord counts a chunk once per group (by its id and place),
-    so the merge runs once. A chunk whose message went out twice is answered from its first
-    copy's stored result when that copy has finished or still holds its lease
-    (`tasks.delivery`); otherwise it runs again (one more call).
+    Raises Celery's `Ignore` once the chord is sent; returns only the job's failed JobResult
+    when Redis stayed away past its time (`tasks.requeue.replaced`). A try that failed after
+    some or all of its chunk messages went out is followed by the same chord again: one group
+    id for every try (``<job>:chunks``), and Celery's chord counts a chunk once per group (by
+    its id and place), so the merge runs once. A chunk whose message went out twice is
+    answered from its first copy's stored result when that copy has finished or still holds
+    its lease (`tasks.delivery`); otherwise it runs again (one more call).
     """
-    try:
-        redis_wait.within(record.deadline, "to fan the document out", lambda: _fan_out(task, fanout))
-    except errors.RedisAway as exc:
-        return runtime().router.failed(record, ErrorInfo(code=exc.code, message=str(exc)))
-    raise AssertionError("Task.replace returned: it does only for an eager task, which tierline never runs")
+    return replaced(task, record, "to fan the document out", lambda: _chord(task, fanout))
 
 
-def _fan_out(task: Task, fanout: Fanout) -> None:
-    """One try, with a new chord (`Task.replace` freezes the one it is given)."""
+def _chord(task: Task, fanout: Fanout) -> Signature:
     job_id = str(task.request.id)
     total = len(fanout.chunks)
     header = [
@@ -105,16 +99,8 @@ def _fan_out(task: Task, fanout: Fanout) -> None:
     )
     fanned = chord(header, merge)
     fanned.tasks = group(header, task_id=f"{job_id}:chunks", app=task.app)  # chord() drops a group's id
-    answers(task)
     log.info("extraction fans out job=%s chunks=%d", job_id, total)
-    try:
-        task.replace(fanned)
-    except RuntimeError as exc:
-        # Celery's result consumer gives up resubscribing after ~20 tries ("Retry limit
-        # exceeded"): Redis went away during the try.
-        if isinstance(exc.__cause__, redis_wait.UNREACHABLE):
-            raise exc.__cause__ from exc
-        raise
+    return fanned
 
 
 def log_result(what: str, result: JobResult) -> None:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 import redis
-from celery import Task
+from celery import Signature, Task
 
 from contract.codes import ErrorCode
 from contract.schemas import Carry, ErrorInfo, JobResult
@@ -21,40 +21,55 @@ log = logging.getLogger(__name__)
 def requeue(task: Task, name: str, job: object, carry: Carry, record: JobRecord) -> JobResult:
     """Replace `task` with task `name` (same id) on `job`, carrying the earlier generations.
 
-    job: the job payload, untouched. Raises Celery's `Ignore` once the new message is sent.
-    While Redis (the carry key, the broker) is unreachable it waits, within the job's time
-    (`record.deadline`); past it, returns the job's failed JobResult (``out_of_time``).
+    job: the job payload, untouched. Raises Celery's `Ignore` once the new message is sent;
+    returns only the job's failed JobResult when Redis stayed away past its time (`replaced`).
+    """
+    return replaced(task, record, "to re-queue the job", lambda: _next_message(task, name, job, carry))
+
+
+def _next_message(task: Task, name: str, job: object, carry: Carry) -> Signature:
+    """The job's next message, its carry sealed (worker/carry_seal.py: the next delivery
+    refuses a carry it did not get from a worker)."""
+    job_id = str(task.request.id)
+    sealed = carry_seal.sealed(job_id, carry.model_dump(mode="json"), runtime().carry_secret)
+    return task.app.signature(
+        name, kwargs={"job": job, "carry": sealed},
+        argsrepr=f"job={job_id}", kwargsrepr=escalated(carry),
+        headers=tracing.context_headers(task.request),  # the next delivery continues this trace
+    )
+
+
+def replaced(task: Task, record: JobRecord, what: str, replacement: Callable[[], Signature]) -> JobResult:
+    """Replace `task` with what `replacement` builds (anew for each try: `Task.replace`
+    freezes the signature it is given and links the request's callbacks onto it).
+
+    Raises Celery's `Ignore` once it is sent. While Redis (the broker, the results, the carry
+    key) is unreachable it waits, within the job's time (`record.deadline`); past it, returns
+    the job's failed JobResult (``out_of_time``), the reason naming `what`.
     """
     try:
-        redis_wait.within(record.deadline, "to re-queue the job", lambda: _replace(task, name, job, carry))
+        redis_wait.within(record.deadline, what, lambda: _replace(task, replacement()))
     except errors.RedisAway as exc:
         return runtime().router.failed(record, ErrorInfo(code=exc.code, message=str(exc)))
     raise AssertionError("Task.replace returned: it does only for an eager task, which tierline never runs")
 
 
-def _replace(task: Task, name: str, job: object, carry: Carry) -> None:
-    """One try: seal the carry and publish the job's next message (a new signature each try:
-    `Task.replace` links the request's callbacks onto the one it is given)."""
-    job_id = str(task.request.id)
-    # Sealed (worker/carry_seal.py): the next delivery refuses a carry it did not get from a worker.
-    sealed = carry_seal.sealed(job_id, carry.model_dump(mode="json"), runtime().carry_secret)
-    answers(task)
-    sig = task.app.signature(
-        name, kwargs={"job": job, "carry": sealed},
-        argsrepr=f"job={job_id}", kwargsrepr=escalated(carry),
-        headers=tracing.context_headers(task.request),  # the next delivery continues this trace
-    )
-    task.replace(sig)
-
-
-def answers(task: Task) -> None:
-    """Raise redis-py's ConnectionError now if the results' Redis does not answer. A publish
-    would otherwise wait inside Celery, blind to the job's deadline (under gevent it first
-    subscribes to the job's result, retrying ~20 times a second apart). A broker that does
-    not answer fails the publish itself, after Celery's short retry policy."""
+def _replace(task: Task, sig: Signature) -> None:
+    """One try. First the results' Redis must answer: a publish would otherwise wait inside
+    Celery, blind to the job's deadline (under gevent it first subscribes to the job's
+    result, retrying ~20 times a second apart). A broker that does not answer fails the
+    publish itself, after Celery's short retry policy."""
     results = getattr(task.backend, "client", None)  # a Redis result backend's client
     if isinstance(results, redis.Redis):
         results.ping()
+    try:
+        task.replace(sig)
+    except RuntimeError as exc:
+        # Celery's result consumer gives up resubscribing after ~20 tries ("Retry limit
+        # exceeded") when Redis went away during the publish: wait for it like any other step.
+        if isinstance(exc.__cause__, redis_wait.UNREACHABLE):
+            raise exc.__cause__ from exc
+        raise
 
 
 def escalated(carry: Carry) -> str:

@@ -73,14 +73,12 @@ class DecisionHold:
     """
 
     def __init__(self, kind: PoolKind) -> None:
-        self._on = kind is PoolKind.PREFORK
-        self._wrapped = False
-        self._decided: str | None = None
+        self._to_wrap = kind is PoolKind.PREFORK  # at the first hold, after billiard set its handler
+        self._decided: str | None = None  # read by the wrapper only, when there is one
 
     def hold(self, job_id: str) -> None:
-        if not self._on:
-            return
-        if not self._wrapped:
+        if self._to_wrap:
+            self._to_wrap = False
             self._wrap()
         self._decided = job_id
 
@@ -88,14 +86,11 @@ class DecisionHold:
         self._decided = None
 
     def _wrap(self) -> None:
-        self._wrapped = True
         if threading.current_thread() is not threading.main_thread():
-            self._on = False  # only the main thread may set a handler: leave the limit as it is
-            return
+            return  # only the main thread may set a handler: the limit stays as it is
         raise_limit = signal.getsignal(signal.SIGUSR1)
         if not callable(raise_limit):
-            self._on = False  # not billiard's handler (no soft limit here): nothing to hold
-            return
+            return  # not billiard's handler (no soft limit here): nothing to hold
 
         def after_decision(signum: int, frame: FrameType | None) -> None:
             if self._decided is None:

@@ -241,7 +241,7 @@ def built() -> Runtime | None:
 
 def shutdown() -> None:
     """Flush this process's pending counters before it exits (max tasks per child, stop)."""
-    current = _PROCESS.built()
+    current = built()
     if current is not None:
         current.flush_timer.stop()
         current.flush_metrics(force=True)
