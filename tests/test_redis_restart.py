@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from contract.names import TASK_EXTRACT_CHUNK
+from contract.names import TASK_EXTRACT_CHUNK, TASK_EXTRACT_MERGE
 from contract.schemas import JobResult
 from operators.embedded import PrivateRedis
 from producers import submit_extraction
@@ -219,13 +219,22 @@ def test_a_job_escalating_into_an_outage_longer_than_its_time_fails_out_of_time(
         assert [a.model for a in result.attempts] == [SMALL], result.attempts
 
 
-def fanned_out_in_an_outage(tmp_path: Path, job_id: str, *, soft_s: int, hard_s: int) -> tuple[JobResult, str]:
-    """The JobResult of a document of several chunks whose fan-out finds Redis unreachable,
-    and the worker's log. The worker has small contexts (documents fan out into chunks) and
-    reaches Redis through a relay that watches for the first chunk message: it drops that
-    message with its connection, and lets no new connection through for OUTAGE_S seconds.
-    The connections already open go on, so the outage meets the fan-out and nothing else
-    (a whole Redis restart is tested below)."""
+# What the relay watches for: the first chunk message (the fan-out), or the merge's message,
+# which the last chunk to finish publishes (its headers are plain JSON; the chunk messages
+# carry the merge's signature too, but in their base64 body).
+FAN_OUT = TASK_EXTRACT_CHUNK.encode()
+MERGE = f'"task": "{TASK_EXTRACT_MERGE}"'.encode()
+
+
+def fanned_out_in_an_outage(
+    tmp_path: Path, job_id: str, *, soft_s: int, hard_s: int, at: bytes = FAN_OUT
+) -> tuple[JobResult, str]:
+    """The JobResult of a document of several chunks that finds Redis unreachable `at` its
+    fan-out or its merge's publish, and the worker's log. The worker has small contexts
+    (documents fan out into chunks) and reaches Redis through a relay that watches for the
+    first message carrying `at`: it drops that message with its connection, and lets no new
+    connection through for OUTAGE_S seconds. The connections already open go on, so the
+    outage meets that step and nothing else (a whole Redis restart is tested below)."""
     server = PrivateRedis(appendonly=False).start()
     (tmp_path / "logs").mkdir()
     catalog = tmp_path / "catalog.toml"
@@ -242,29 +251,37 @@ def fanned_out_in_an_outage(tmp_path: Path, job_id: str, *, soft_s: int, hard_s:
         return True
 
     try:
-        with Relay(("127.0.0.1", server.port), marker=TASK_EXTRACT_CHUNK.encode()) as relay:
+        with Relay(("127.0.0.1", server.port), marker=at) as relay:
             relay.on_marker = drop_first
             with running_worker(f"redis://127.0.0.1:{relay.port}/0", 1, tmp_path / "logs", env=env) as worker:
                 handle = submit_extraction(document(random.Random(7), 9_000), CONTRACT, app=worker.app,
                                            max_output_tokens=256, job_id=job_id)
                 result = handle.result(timeout=90)
-                assert dropped.is_set(), "the fan-out never sent a chunk"
+                assert dropped.is_set(), f"no message carried {at!r}"
                 return result, worker.log()
     finally:
         server.stop()
 
 
-def test_a_document_fanning_out_during_a_redis_outage_ends_once_with_every_chunk(tmp_path: Path) -> None:
-    # Given a document of several chunks, whose fan-out finds Redis unreachable for less than the job's time
-    result, log = fanned_out_in_an_outage(tmp_path, "fanning-out", soft_s=40, hard_s=50)
+@pytest.mark.parametrize(("at", "waited"), [
+    (FAN_OUT, "waiting for Redis to fan the document out"),  # tierline's own wait
+    (MERGE, "Retrying refused callback publish"),  # Celery's, with the merge's retry policy
+], ids=["fan-out", "merge"])
+def test_a_document_meeting_a_redis_outage_ends_once_with_every_chunk(
+    tmp_path: Path, at: bytes, waited: str
+) -> None:
+    # Given a document of several chunks that finds Redis unreachable for 15 s, well within
+    # the job's time: as it fans out, or as its last chunk publishes the merge (Celery's
+    # chord callback)
+    result, log = fanned_out_in_an_outage(tmp_path, "outage-doc", soft_s=40, hard_s=50, at=at)
     # Then, once Redis answers again, the document ends once, succeeded, each chunk called once
     assert result.ok, result.error
-    assert result.job_id == "fanning-out"
+    assert result.job_id == "outage-doc"
     chunks = result.chunks or 0
     assert chunks >= 2, result
     assert sorted(a.chunk or 0 for a in result.attempts) == list(range(chunks))
-    # after waiting for Redis (not a bare failure of the task)
-    assert "waiting for Redis to fan the document out" in log, log[-3000:]
+    # after waiting for Redis (not a bare failure of the task, nor a ChordError)
+    assert waited in log, log[-3000:]
 
 
 def test_a_document_fanning_out_into_an_outage_longer_than_its_time_fails_out_of_time(tmp_path: Path) -> None:
