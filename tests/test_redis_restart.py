@@ -128,15 +128,17 @@ def escalating_worker(
         server.stop()
 
 
-def leased(worker: RunningWorker, *, at_least: int, timeout_s: float = 30) -> set[str]:
-    """The ids of the jobs whose lease is taken (they run), once `at_least` of them are."""
+def leased(worker: RunningWorker, *, at_least: int, timeout_s: float = 30, ids: str = "*") -> set[str]:
+    """The ids (matching `ids`) of the jobs whose lease is taken (they run), once `at_least`
+    of them are."""
     client = worker.redis
     try:
         deadline = time.monotonic() + timeout_s
         while True:
-            ids = {k.decode().split(":")[-2] for k in client.scan_iter(f"{worker.prefix}lease:*")}
-            if len(ids) >= at_least or time.monotonic() >= deadline:
-                return ids
+            found = {k.decode()[len(worker.prefix) + 6:].rsplit(":", 1)[0]
+                     for k in client.scan_iter(f"{worker.prefix}lease:{ids}")}
+            if len(found) >= at_least or time.monotonic() >= deadline:
+                return found
             time.sleep(0.05)
     finally:
         client.close()
@@ -295,6 +297,35 @@ def test_a_document_fanning_out_into_an_outage_longer_than_its_time_fails_out_of
     assert result.attempts == []
     # (the soft limit fired while Celery wrote the result, and was let pass)
     assert "soft time limit job=fanning-out-late after its decision" in log, log[-3000:]
+
+
+def test_documents_with_chunks_in_flight_across_a_redis_restart_end_once_with_every_chunk(tmp_path: Path) -> None:
+    server = PrivateRedis(appendonly=True, folder=tmp_path / "redis").start()
+    (tmp_path / "logs").mkdir()
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(small_context_catalog())
+    env = {"TIERLINE_CATALOG_PATH": str(catalog), "TIERLINE_SOFT_TIME_LIMIT_S": 40, "TIERLINE_HARD_TIME_LIMIT_S": 50}
+    try:
+        with running_worker(server.url, 1, tmp_path / "logs", env=env, concurrency=2) as worker:
+            worker.script(Script(default=Behaviour(latency_ms=1_500)))
+            server.redis_fsync()
+            rng = random.Random(11)
+            handles = [submit_extraction(document(rng, 9_000), CONTRACT, app=worker.app, max_output_tokens=256,
+                                         job_id=f"restart-doc-{i}") for i in range(3)]
+            # Given documents whose chunks are running (a chunk's lease is taken)
+            assert leased(worker, at_least=1, ids="*:chunk:*")
+            # When Redis is down for OUTAGE_S seconds, then back on its files
+            outage(server)
+            results = {h.id: h.result(timeout=180) for h in handles}
+    finally:
+        server.stop()
+    # Then every document ends once, succeeded, with a result for each of its chunks
+    failed = {k: r.error for k, r in results.items() if not r.ok}
+    assert not failed, failed
+    for result in results.values():
+        chunks = result.chunks or 0
+        assert chunks >= 2, result
+        assert sorted({a.chunk or 0 for a in result.attempts}) == list(range(chunks)), result.attempts
 
 
 @pytest.mark.parametrize("pool", ["prefork", "gevent"])
