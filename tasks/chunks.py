@@ -21,7 +21,7 @@ import logging
 import time
 from typing import Any
 
-from celery import Task
+from celery import Task, current_task
 
 from contract.codes import ErrorCode
 from contract.errors import JobFailed
@@ -31,9 +31,10 @@ from results import store_for
 from tasks.delivery import count_overhead, deliver, finishing, stored_result
 from tasks.extraction import log_result
 from tasks.requeue import job_record, requeue
-from worker import errors, tracing
+from worker import errors, redis_wait, tracing
 from worker.celery import app
 from worker.extractor import Extractor
+from worker.intake import IntakeTask
 from worker.record import JobRecord
 from worker.router import Decision, Escalate
 from worker.runtime import Runtime, runtime
@@ -52,6 +53,8 @@ def extract_chunk(self: Task, *args: Any, **kwargs: Any) -> StoredResult:
     started = time.monotonic()
     rt = runtime()
     job_id = str(self.request.id)
+    # The last chunk publishes the merge after this returns (MergeTask), within its own time.
+    self.request.merge_publish_by = rt.deadline(started)
     record, refused = job_record(job_id, kwargs.pop("carry", None), rt, started)
     extractor = Extractor(rt.router, rt.state, rt.counter, rt.metrics)
     document = not _part_of_many(kwargs.get("job"))
@@ -91,7 +94,28 @@ def _part_of_many(job: object) -> bool:
     return isinstance(total, int) and total > 1
 
 
-@app.task(name=TASK_EXTRACT_MERGE, bind=True, throws=(JobFailed,))
+class MergeTask(IntakeTask):
+    """The merge's task class. The last chunk of a document to finish publishes the merge
+    (Celery's chord callback, from the chunk's result write); Celery tries that publish
+    about a second, then fails the document with a `ChordError`. Published from a chunk,
+    the merge waits out a Redis outage instead (`worker.redis_wait`), within the chunk's own
+    time (its soft limit, held after its decision): the room up to the hard limit is left
+    for the last try (Celery's retries, redis-py's reconnects) and for Celery to store the
+    `ChordError` that fails the document with the reason if Redis is still away. A chunk
+    stopped by its hard limit in the middle of the publish would leave the document with no
+    result at all."""
+
+    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        publish = super().apply_async
+        by = getattr(current_task.request, "merge_publish_by", None) if current_task else None
+        if by is None:  # not published by a chunk running in this process
+            return publish(args, kwargs, **options)
+        # One try of Celery's each time: the waits between them are `within`'s, up to `by`.
+        once = {**options, "retry_policy": {**(options.get("retry_policy") or {}), "max_retries": 0}}
+        return redis_wait.within(by, "to publish the merge", lambda: publish(args, kwargs, **once))
+
+
+@app.task(name=TASK_EXTRACT_MERGE, bind=True, throws=(JobFailed,), base=MergeTask)
 def extract_merge(self: Task, results: object = None, **kwargs: Any) -> StoredResult:
     """Merge the chunk results the chord hands over into the document's JobResult (a failed
     document's task ends with `JobFailed` carrying it: FAILURE in Flower)."""

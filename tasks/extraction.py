@@ -21,7 +21,7 @@ from contract.schemas import Carry, JobResult, parse_extraction_job
 from tasks.delivery import count_overhead, deliver, finishing, given_job
 from tasks.requeue import replaced, requeue
 from worker import tracing
-from worker.celery import app, publish_retries
+from worker.celery import app
 from worker.extractor import ChunkEscalate, Extractor, Fanout, Started
 from worker.record import JobRecord
 from worker.runtime import Runtime, runtime
@@ -55,7 +55,7 @@ def _record(task: Task, rt: Runtime, record: JobRecord, started: Started, job: o
     rt.flush_metrics()
     if isinstance(started, Fanout):
         # Returns only when Redis stayed away past the job's time: the job fails here.
-        started = fan_out(task, rt, started, record)
+        started = fan_out(task, started, record)
         rt.count_result(started, job)
     elif isinstance(started, ChunkEscalate):
         # A one-chunk document: its chunk goes one tier up as a chunk task, same job id (the
@@ -67,7 +67,7 @@ def _record(task: Task, rt: Runtime, record: JobRecord, started: Started, job: o
     return returned(started, redact=rt.settings.redact_results)
 
 
-def fan_out(task: Task, rt: Runtime, fanout: Fanout, record: JobRecord) -> JobResult:
+def fan_out(task: Task, fanout: Fanout, record: JobRecord) -> JobResult:
     """Replace `task` with a chord: a task per chunk (ids ``<job>:chunk:<i>``), then the merge.
 
     Raises Celery's `Ignore` once the chord is sent; returns only the job's failed JobResult
@@ -77,14 +77,11 @@ def fan_out(task: Task, rt: Runtime, fanout: Fanout, record: JobRecord) -> JobRe
     its id and place), so the merge runs once. A chunk whose message went out twice is
     answered from its first copy's stored result when that copy has finished or still holds
     its lease (`tasks.delivery`); otherwise it runs again (one more call).
-
-    The merge is published by the last chunk to finish (Celery's chord callback), retried
-    while Redis is away for up to `result_outage_s`, as the chunks' result writes are.
     """
-    return replaced(task, record, "to fan the document out", lambda: _chord(task, fanout, rt.settings.result_outage_s))
+    return replaced(task, record, "to fan the document out", lambda: _chord(task, fanout))
 
 
-def _chord(task: Task, fanout: Fanout, outage_s: float) -> Signature:
+def _chord(task: Task, fanout: Fanout) -> Signature:
     job_id = str(task.request.id)
     total = len(fanout.chunks)
     header = [
@@ -98,7 +95,7 @@ def _chord(task: Task, fanout: Fanout, outage_s: float) -> Signature:
     ]
     merge = task.app.signature(
         TASK_EXTRACT_MERGE, kwargs={"merge": fanout.merge.model_dump(mode="json", by_alias=True)},
-        argsrepr=f"job={job_id} chunk results={total}", kwargsrepr="{}", retry_policy=publish_retries(outage_s),
+        argsrepr=f"job={job_id} chunk results={total}", kwargsrepr="{}",
     )
     fanned = chord(header, merge)
     fanned.tasks = group(header, task_id=f"{job_id}:chunks", app=task.app)  # chord() drops a group's id

@@ -229,13 +229,13 @@ MERGE = f'"task": "{TASK_EXTRACT_MERGE}"'.encode()
 
 
 def fanned_out_in_an_outage(
-    tmp_path: Path, job_id: str, *, soft_s: int, hard_s: int, at: bytes = FAN_OUT
+    tmp_path: Path, job_id: str, *, soft_s: int, hard_s: int, at: bytes = FAN_OUT, outage_s: float = OUTAGE_S
 ) -> tuple[JobResult, str]:
     """The JobResult of a document of several chunks that finds Redis unreachable `at` its
     fan-out or its merge's publish, and the worker's log. The worker has small contexts
     (documents fan out into chunks) and reaches Redis through a relay that watches for the
     first message carrying `at`: it drops that message with its connection, and lets no new
-    connection through for OUTAGE_S seconds. The connections already open go on, so the
+    connection through for `outage_s` seconds. The connections already open go on, so the
     outage meets that step and nothing else (a whole Redis restart is tested below)."""
     server = PrivateRedis(appendonly=False).start()
     (tmp_path / "logs").mkdir()
@@ -248,7 +248,7 @@ def fanned_out_in_an_outage(
     def drop_first(seen: int) -> bool:
         if seen > 1:
             return False
-        relay.refuse_for(OUTAGE_S)
+        relay.refuse_for(outage_s)
         dropped.set()
         return True
 
@@ -267,7 +267,7 @@ def fanned_out_in_an_outage(
 
 @pytest.mark.parametrize(("at", "waited"), [
     (FAN_OUT, "waiting for Redis to fan the document out"),  # tierline's own wait
-    (MERGE, "Retrying refused callback publish"),  # Celery's, with the merge's retry policy
+    (MERGE, "waiting for Redis to publish the merge"),  # the merge's own (MergeTask)
 ], ids=["fan-out", "merge"])
 def test_a_document_meeting_a_redis_outage_ends_once_with_every_chunk(
     tmp_path: Path, at: bytes, waited: str
@@ -299,6 +299,20 @@ def test_a_document_fanning_out_into_an_outage_longer_than_its_time_fails_out_of
     assert "soft time limit job=fanning-out-late after its decision" in log, log[-3000:]
 
 
+def test_a_document_whose_merge_cannot_be_published_in_its_last_chunks_time_fails_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    # Given a document whose last chunk may wait for Redis only until its soft limit (6 s)
+    # to publish the merge, and Redis away for 40 s then (the hard limit is 45 s)
+    result, log = fanned_out_in_an_outage(tmp_path, "merge-late", soft_s=6, hard_s=45, at=MERGE, outage_s=40)
+    # Then the document ends once, failed, saying why (Celery's chord error), before the
+    # hard limit could stop the chunk in the publish and leave the document without a result
+    assert not result.ok
+    assert result.error is not None and "Redis was unreachable to publish the merge" in result.error.message, \
+        result.error
+    assert "hard time limit" not in log, log[-3000:]
+
+
 def test_documents_with_chunks_in_flight_across_a_redis_restart_end_once_with_every_chunk(tmp_path: Path) -> None:
     server = PrivateRedis(appendonly=True, folder=tmp_path / "redis").start()
     (tmp_path / "logs").mkdir()
@@ -313,19 +327,19 @@ def test_documents_with_chunks_in_flight_across_a_redis_restart_end_once_with_ev
             handles = [submit_extraction(document(rng, 9_000), CONTRACT, app=worker.app, max_output_tokens=256,
                                          job_id=f"restart-doc-{i}") for i in range(3)]
             # Given documents whose chunks are running (a chunk's lease is taken)
-            assert leased(worker, at_least=1, ids="*:chunk:*")
+            assert leased(worker, at_least=1, ids="*:chunk:*"), "no chunk started"
             # When Redis is down for OUTAGE_S seconds, then back on its files
             outage(server)
             results = {h.id: h.result(timeout=180) for h in handles}
     finally:
         server.stop()
-    # Then every document ends once, succeeded, with a result for each of its chunks
+    # Then every document ends once, succeeded, each of its chunks called once
     failed = {k: r.error for k, r in results.items() if not r.ok}
     assert not failed, failed
     for result in results.values():
         chunks = result.chunks or 0
         assert chunks >= 2, result
-        assert sorted({a.chunk or 0 for a in result.attempts}) == list(range(chunks)), result.attempts
+        assert sorted(a.chunk or 0 for a in result.attempts) == list(range(chunks)), result.attempts
 
 
 @pytest.mark.parametrize("pool", ["prefork", "gevent"])

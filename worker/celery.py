@@ -89,20 +89,6 @@ def result_retries(outage_s: float) -> dict[str, Any]:
     }
 
 
-def publish_retries(outage_s: float) -> dict[str, Any]:
-    """A retry policy for a message the worker must publish however long Redis is away, up to
-    `outage_s`: the merge that the last chunk of a document publishes as Celery's chord
-    callback. Celery waits between its tries as the policy says (growing from 0.1 s to 2 s,
-    as a result write's) and keeps the chord's claim for as long; past the last try the
-    document fails with a ChordError."""
-    return {
-        "max_retries": 6 + math.ceil(outage_s / (RESULT_RETRY_MAX_MS / 1000)),
-        "interval_start": RESULT_RETRY_BASE_MS / 1000,
-        "interval_step": 0.4,
-        "interval_max": RESULT_RETRY_MAX_MS / 1000,
-    }
-
-
 broker.use_our_redis_transports()  # before any connection: worker/broker.py says why
 # IntakeTask: a malformed message ends as a failed result instead of stopping the consumer.
 app = Celery(
