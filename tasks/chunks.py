@@ -22,13 +22,14 @@ import time
 from typing import Any
 
 from celery import Task, current_task
+from celery.exceptions import Ignore
 
 from contract.codes import ErrorCode
 from contract.errors import JobFailed
 from contract.names import TASK_EXTRACT_CHUNK, TASK_EXTRACT_MERGE, chunk_id
 from contract.schemas import ErrorInfo, JobResult, parse_chunk_job, parse_merge_job
 from results import store_for
-from tasks.delivery import count_overhead, deliver, finishing, stored_result
+from tasks.delivery import count_overhead, deliver, finishing
 from tasks.extraction import log_result
 from tasks.requeue import job_record, requeue
 from worker import errors, redis_wait, tracing
@@ -96,23 +97,24 @@ def _part_of_many(job: object) -> bool:
 
 class MergeTask(IntakeTask):
     """The merge's task class. The last chunk of a document to finish publishes the merge
-    (Celery's chord callback, from the chunk's result write); Celery tries that publish
-    about a second, then fails the document with a `ChordError`. Published from a chunk,
-    the merge waits out a Redis outage instead (`worker.redis_wait`), within the chunk's own
-    time (its soft limit, held after its decision): the room up to the hard limit is left
-    for the last try (Celery's retries, redis-py's reconnects) and for Celery to store the
-    `ChordError` that fails the document with the reason if Redis is still away. A chunk
-    stopped by its hard limit in the middle of the publish would leave the document with no
-    result at all."""
+    (Celery's chord callback, from the chunk's result write), and Celery fails the document
+    with a `ChordError` once its publish retry policy is spent (4 tries). Published by a chunk
+    running here, the merge waits out a Redis outage instead (`worker.redis_wait`), until the
+    chunk's own deadline (its soft limit, which is held after its decision). Each try first
+    pings the results' Redis, then publishes with Celery's retries. The room up to the
+    hard limit (30 s by default) is for the last try and, if Redis is still away, for Celery
+    to store the `ChordError`: a chunk stopped by its hard limit in the middle of the
+    publish would leave the document with no result at all. Celery's claim on the chord
+    (~20 s) may lapse during a long wait: the merge is still published once, and its chord
+    keys are left to expire instead of being deleted."""
 
     def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
         publish = super().apply_async
         by = getattr(current_task.request, "merge_publish_by", None) if current_task else None
         if by is None:  # not published by a chunk running in this process
             return publish(args, kwargs, **options)
-        # One try of Celery's each time: the waits between them are `within`'s, up to `by`.
-        once = {**options, "retry_policy": {**(options.get("retry_policy") or {}), "max_retries": 0}}
-        return redis_wait.within(by, "to publish the merge", lambda: publish(args, kwargs, **once))
+        return redis_wait.within(by, "to publish the merge", lambda: redis_wait.sending(
+            self.backend, lambda: publish(args, kwargs, **options)))
 
 
 @app.task(name=TASK_EXTRACT_MERGE, bind=True, throws=(JobFailed,), base=MergeTask)
@@ -121,9 +123,13 @@ def extract_merge(self: Task, results: object = None, **kwargs: Any) -> StoredRe
     document's task ends with `JobFailed` carrying it: FAILURE in Flower)."""
     rt = runtime()
     job_id = str(self.request.id)
-    earlier = stored_result(self, job_id)  # a redelivered merge: its result is already stored
+    # A merge sent again (redelivered, or published twice): the document's first end stands.
+    earlier = store_for(self.backend).read([job_id]).get(job_id)
     if earlier is not None:
-        return returned(earlier, redact=False)  # redacted, if at all, when it was stored
+        ended = earlier.ended()
+        if ended is None:  # Celery's own failure (a ChordError): kept, nothing stored over it
+            raise Ignore()
+        return returned(ended, redact=False)  # redacted, if at all, when it was stored
     part_ids: list[str] = []  # the document's own chunks, never ids the message names
     try:
         job = parse_merge_job(kwargs.get("merge"))

@@ -6,7 +6,6 @@ import logging
 import time
 from collections.abc import Callable
 
-import redis
 from celery import Signature, Task
 
 from contract.codes import ErrorCode
@@ -55,21 +54,8 @@ def replaced(task: Task, record: JobRecord, what: str, replacement: Callable[[],
 
 
 def _replace(task: Task, sig: Signature) -> None:
-    """One try. First the results' Redis must answer: a publish would otherwise wait inside
-    Celery, blind to the job's deadline (under gevent it first subscribes to the job's
-    result, retrying ~20 times a second apart). A broker that does not answer fails the
-    publish itself, after Celery's short retry policy."""
-    results = getattr(task.backend, "client", None)  # a Redis result backend's client
-    if isinstance(results, redis.Redis):
-        results.ping()
-    try:
-        task.replace(sig)
-    except RuntimeError as exc:
-        # Celery's result consumer gives up resubscribing after ~20 tries ("Retry limit
-        # exceeded") when Redis went away during the publish: wait for it like any other step.
-        if isinstance(exc.__cause__, redis_wait.UNREACHABLE):
-            raise exc.__cause__ from exc
-        raise
+    """One try (`redis_wait.sending`: the results' Redis answers first)."""
+    redis_wait.sending(task.backend, lambda: task.replace(sig))
 
 
 def escalated(carry: Carry) -> str:

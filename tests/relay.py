@@ -8,7 +8,7 @@ very moment (stop the server, send a process a signal):
 Every byte passes through unchanged, unless `on_marker` returns True: then the bytes that
 carry the marker are dropped and their connection closed, as if the network failed there.
 `refuse_for(s)` closes every new connection for `s` seconds, as a server that cannot be
-reached (the connections already open go on). A connection the server refuses is closed
+reached (the connections already open go on); `cut()` closes those open now. A connection the server refuses is closed
 on the client; when either side of a connection goes away, the other follows.
 """
 
@@ -66,6 +66,15 @@ class Relay:
         """Close every new connection for `seconds` from now."""
         self._refusing_until = time.monotonic() + seconds
 
+    def cut(self) -> None:
+        """Close every connection open now, as a server that went away."""
+        with self._lock:
+            for connection in self._sockets:
+                try:
+                    connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
     def _pump(self, source: socket.socket, sink: socket.socket, watch: bool) -> None:
         try:
             while data := source.recv(65536):
@@ -90,12 +99,9 @@ class Relay:
         except OSError:
             pass
         self._listener.close()
+        self.cut()
         with self._lock:
             for connection in self._sockets:
-                try:
-                    connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 connection.close()
         for thread in self._threads:
             thread.join(timeout=5)

@@ -15,7 +15,7 @@ from contract.names import TASK_EXTRACT_CHUNK, TASK_EXTRACT_MERGE
 from contract.schemas import JobResult
 from operators.embedded import PrivateRedis
 from producers import submit_extraction
-from producers.client import submit
+from producers.client import producer_app_for, submit
 from tests.relay import Relay
 from tests.support import RunningWorker, running_worker
 from tests.test_extraction_batch import CONTRACT, document, small_context_catalog
@@ -229,14 +229,17 @@ MERGE = f'"task": "{TASK_EXTRACT_MERGE}"'.encode()
 
 
 def fanned_out_in_an_outage(
-    tmp_path: Path, job_id: str, *, soft_s: int, hard_s: int, at: bytes = FAN_OUT, outage_s: float = OUTAGE_S
+    tmp_path: Path, job_id: str, *, soft_s: int, hard_s: int, at: bytes = FAN_OUT, outage_s: float = OUTAGE_S,
+    pool: str = "prefork", cut: bool = False,
 ) -> tuple[JobResult, str]:
     """The JobResult of a document of several chunks that finds Redis unreachable `at` its
     fan-out or its merge's publish, and the worker's log. The worker has small contexts
     (documents fan out into chunks) and reaches Redis through a relay that watches for the
     first message carrying `at`: it drops that message with its connection, and lets no new
     connection through for `outage_s` seconds. The connections already open go on, so the
-    outage meets that step and nothing else (a whole Redis restart is tested below)."""
+    outage meets that step and nothing else (a whole Redis restart is tested below), unless
+    `cut`: then they are closed too, the worker's every connection (the producer's go to
+    Redis directly)."""
     server = PrivateRedis(appendonly=False).start()
     (tmp_path / "logs").mkdir()
     catalog = tmp_path / "catalog.toml"
@@ -249,14 +252,19 @@ def fanned_out_in_an_outage(
         if seen > 1:
             return False
         relay.refuse_for(outage_s)
+        if cut:
+            relay.cut()
         dropped.set()
         return True
 
     try:
         with Relay(("127.0.0.1", server.port), marker=at) as relay:
             relay.on_marker = drop_first
-            with running_worker(f"redis://127.0.0.1:{relay.port}/0", 1, tmp_path / "logs", env=env) as worker:
-                handle = submit_extraction(document(random.Random(7), 9_000), CONTRACT, app=worker.app,
+            with running_worker(f"redis://127.0.0.1:{relay.port}/0", 1, tmp_path / "logs", env=env,
+                                pool=pool) as worker:
+                direct = f"redis://127.0.0.1:{server.port}/1"  # the worker's database, not through the relay
+                producer = producer_app_for(direct, direct)
+                handle = submit_extraction(document(random.Random(7), 9_000), CONTRACT, app=producer,
                                            max_output_tokens=256, job_id=job_id)
                 result = handle.result(timeout=90)
                 assert dropped.is_set(), f"no message carried {at!r}"
@@ -265,25 +273,31 @@ def fanned_out_in_an_outage(
         server.stop()
 
 
-@pytest.mark.parametrize(("at", "waited"), [
-    (FAN_OUT, "waiting for Redis to fan the document out"),  # tierline's own wait
-    (MERGE, "waiting for Redis to publish the merge"),  # the merge's own (MergeTask)
-], ids=["fan-out", "merge"])
+@pytest.mark.parametrize(("at", "outage_s", "pool", "waited"), [
+    (FAN_OUT, OUTAGE_S, "prefork", "waiting for Redis to fan the document out"),
+    # 30 s: past Celery's claim on the chord (~20 s), which lapses while the merge waits
+    (MERGE, 30, "prefork", "waiting for Redis to publish the merge"),
+    # every connection cut: Celery's result consumer, which gevent's publish subscribes
+    # first, gives up with a RuntimeError before the broker is even tried
+    (MERGE, 30, "gevent", "waiting for Redis to publish the merge"),
+], ids=["fan-out", "merge-prefork", "merge-gevent"])
 def test_a_document_meeting_a_redis_outage_ends_once_with_every_chunk(
-    tmp_path: Path, at: bytes, waited: str
+    tmp_path: Path, at: bytes, outage_s: float, pool: str, waited: str
 ) -> None:
-    # Given a document of several chunks that finds Redis unreachable for 15 s, well within
-    # the job's time: as it fans out, or as its last chunk publishes the merge (Celery's
+    # Given a document of several chunks that finds Redis unreachable well within the
+    # job's time (40 s): as it fans out, or as its last chunk publishes the merge (Celery's
     # chord callback)
-    result, log = fanned_out_in_an_outage(tmp_path, "outage-doc", soft_s=40, hard_s=50, at=at)
+    result, log = fanned_out_in_an_outage(tmp_path, "outage-doc", soft_s=40, hard_s=50, at=at,
+                                          outage_s=outage_s, pool=pool, cut=pool == "gevent")
     # Then, once Redis answers again, the document ends once, succeeded, each chunk called once
     assert result.ok, result.error
     assert result.job_id == "outage-doc"
     chunks = result.chunks or 0
     assert chunks >= 2, result
     assert sorted(a.chunk or 0 for a in result.attempts) == list(range(chunks))
-    # after waiting for Redis (not a bare failure of the task, nor a ChordError)
+    # after waiting for Redis (not a bare failure of the task, nor a ChordError), the merge run once
     assert waited in log, log[-3000:]
+    assert log.count("extraction done job=outage-doc ") == 1, log[-3000:]
 
 
 def test_a_document_fanning_out_into_an_outage_longer_than_its_time_fails_out_of_time(tmp_path: Path) -> None:
@@ -308,8 +322,8 @@ def test_a_document_whose_merge_cannot_be_published_in_its_last_chunks_time_fail
     # Then the document ends once, failed, saying why (Celery's chord error), before the
     # hard limit could stop the chunk in the publish and leave the document without a result
     assert not result.ok
-    assert result.error is not None and "Redis was unreachable to publish the merge" in result.error.message, \
-        result.error
+    assert result.error is not None and result.error.code == "worker_error", result.error
+    assert "Redis was unreachable to publish the merge" in result.error.message, result.error
     assert "hard time limit" not in log, log[-3000:]
 
 

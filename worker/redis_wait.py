@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import kombu.exceptions
 import redis
@@ -58,3 +58,24 @@ def within(deadline: float, what: str, step: Callable[[], T]) -> T:
         if waited_since is not None:
             log.warning("Redis is back %s after %.1f s", what, time.monotonic() - waited_since)
         return value
+
+
+def sending(backend: Any, send: Callable[[], T]) -> T:
+    """One try of a publish that must wait for Redis (`within` retries it): first the results'
+    Redis must answer, since a publish would otherwise wait inside Celery, blind to the job's
+    deadline (under gevent Celery first subscribes to the new task's result, retrying ~20
+    times a second apart, then gives up with a RuntimeError caused by the lost connection,
+    raised here as that error). A broker that does not answer fails the publish itself,
+    after Celery's short retry policy.
+
+    backend: the task's result backend; only a Redis one is pinged.
+    """
+    results = getattr(backend, "client", None)
+    if isinstance(results, redis.Redis):
+        results.ping()
+    try:
+        return send()
+    except RuntimeError as exc:  # Celery's result consumer: "Retry limit exceeded"
+        if isinstance(exc.__cause__, UNREACHABLE):
+            raise exc.__cause__ from exc
+        raise
