@@ -105,8 +105,9 @@ class MergeTask(IntakeTask):
     hard limit (30 s by default) is for the last try and, if Redis is still away, for Celery
     to store the `ChordError`: a chunk stopped by its hard limit in the middle of the
     publish would leave the document with no result at all. Celery's claim on the chord
-    (~20 s) may lapse during a long wait: the merge is still published once, and its chord
-    keys are left to expire instead of being deleted."""
+    (~20 s) may lapse during a long wait: its keys are then left to expire instead of being
+    deleted, and a later copy of a chunk may publish the merge again, which `extract_merge`
+    answers from the document's first end."""
 
     def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
         publish = super().apply_async
@@ -124,12 +125,16 @@ def extract_merge(self: Task, results: object = None, **kwargs: Any) -> StoredRe
     rt = runtime()
     job_id = str(self.request.id)
     # A merge sent again (redelivered, or published twice): the document's first end stands.
-    earlier = store_for(self.backend).read([job_id]).get(job_id)
-    if earlier is not None:
-        ended = earlier.ended()
-        if ended is None:  # Celery's own failure (a ChordError): kept, nothing stored over it
-            raise Ignore()
+    store = store_for(self.backend)
+    earlier = store.read([job_id]).get(job_id)
+    ended = earlier.ended() if earlier is not None else None
+    if ended is not None:
         return returned(ended, redact=False)  # redacted, if at all, when it was stored
+    if earlier is not None or store.collected(job_id):
+        # Celery's own failure is stored (a ChordError), or the producer already collected
+        # the document's result: nothing is stored over it, and no task event is sent.
+        log.warning("merge sent again job=%s: the document already ended, this copy was not run", job_id)
+        raise Ignore()
     part_ids: list[str] = []  # the document's own chunks, never ids the message names
     try:
         job = parse_merge_job(kwargs.get("merge"))
