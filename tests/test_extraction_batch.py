@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -11,9 +12,12 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from celery.exceptions import ChordError
 
+from contract.names import QUEUE_EXTRACTION, TASK_EXTRACT_MERGE
 from contract.schemas import JobResult
 from producers import submit_extraction
+from results import store_for
 from tests.support import RunningWorker
 from worker.catalog import load_catalog, parse_catalog
 from worker.merge import normal_key
@@ -217,3 +221,25 @@ def test_a_document_longer_than_the_small_context_on_the_default_catalog(worker:
     assert (by_tokens.tier, by_tokens.chunks) == ("large", 1)
     assert cascade.cost_usd < by_tokens.cost_usd
     assert 2 <= len(cascade.parsed["parties"]) <= 4
+
+
+def test_a_merge_sent_again_leaves_the_documents_first_end_as_it_is(worker: RunningWorker) -> None:
+    # Given two documents that already ended: one with Celery's own ChordError stored (its
+    # merge could not be published), one whose result the producer collected
+    backend = worker.app.backend
+    backend.mark_as_failure("chord-failed", ChordError("Callback error: RedisAway('test')"))
+    backend.store_result("collected-doc", {"job_id": "collected-doc", "status": "succeeded"}, "SUCCESS")
+    store_for(backend).release(["collected-doc"])
+    # When a copy of each document's merge arrives (a late chunk published it again)
+    for job_id in ("chord-failed", "collected-doc"):
+        worker.app.send_task(TASK_EXTRACT_MERGE, args=[[]], kwargs={"merge": {}}, task_id=job_id,
+                             queue=QUEUE_EXTRACTION)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and worker.log().count("merge sent again job=") < 2:
+        time.sleep(0.1)
+    # Then neither copy runs (each says why), and nothing is stored over the first end
+    log = worker.log()
+    assert "merge sent again job=chord-failed" in log and "merge sent again job=collected-doc" in log, log[-3000:]
+    assert backend.get_task_meta("chord-failed")["status"] == "FAILURE"
+    assert "Callback error" in str(backend.get_task_meta("chord-failed")["result"])
+    assert store_for(backend).read(["collected-doc"]) == {}
