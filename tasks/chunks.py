@@ -114,8 +114,8 @@ class MergeTask(IntakeTask):
         by = getattr(current_task.request, "merge_publish_by", None) if current_task else None
         if by is None:  # not published by a chunk running in this process
             return publish(args, kwargs, **options)
-        return redis_wait.within(by, "to publish the merge", lambda: redis_wait.sending(
-            self.backend, lambda: publish(args, kwargs, **options)))
+        return redis_wait.publish_within(by, "to publish the merge", self.backend,
+                                         lambda: publish(args, kwargs, **options))
 
 
 @app.task(name=TASK_EXTRACT_MERGE, bind=True, throws=(JobFailed,), base=MergeTask)

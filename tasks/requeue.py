@@ -47,15 +47,10 @@ def replaced(task: Task, record: JobRecord, what: str, replacement: Callable[[],
     the job's failed JobResult (``out_of_time``), the reason naming `what`.
     """
     try:
-        redis_wait.within(record.deadline, what, lambda: _replace(task, replacement()))
+        redis_wait.publish_within(record.deadline, what, task.backend, lambda: task.replace(replacement()))
     except errors.RedisAway as exc:
         return runtime().router.failed(record, ErrorInfo(code=exc.code, message=str(exc)))
     raise AssertionError("Task.replace returned: it does only for an eager task, which tierline never runs")
-
-
-def _replace(task: Task, sig: Signature) -> None:
-    """One try (`redis_wait.sending`: the results' Redis answers first)."""
-    redis_wait.sending(task.backend, lambda: task.replace(sig))
 
 
 def escalated(carry: Carry) -> str:

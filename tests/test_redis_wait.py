@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import json
+import logging
 import threading
 import time
 from pathlib import Path
@@ -9,9 +12,14 @@ from pathlib import Path
 import pytest
 import redis
 
+from contract.names import QUEUE_CONVERSATIONS, TASK_COMPLETE
 from operators.embedded import PrivateRedis
+from producers.client import producer_app_for
+from tests.relay import Relay
 from worker.errors import RedisAway
-from worker.redis_wait import within
+from worker.redis_wait import publish_within, within
+
+OUTAGE_S = 3.0
 
 
 def test_a_step_waits_for_redis_and_returns_once_it_is_back(tmp_path: Path) -> None:
@@ -63,3 +71,42 @@ def test_an_error_other_than_an_unreachable_redis_is_not_waited_on(tmp_path: Pat
             within(time.monotonic() + 20, "to count", count)
         client.close()
     assert len(tries) == 1
+
+
+def test_a_publish_whose_result_subscription_gives_up_waits_for_redis_and_is_sent_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a publish (a re-queue, a document's merge) whose results' Redis answers the
+    # ping, then goes away before Celery subscribes to the new task's result, for longer
+    # than Celery's result consumer retries its reconnect (shortened here from ~20 s to a
+    # few tries): Celery gives up with a RuntimeError, caused by the lost connection
+    with PrivateRedis(appendonly=False, folder=tmp_path) as server, \
+            Relay(("127.0.0.1", server.port), marker=b"never sent") as relay:
+        app = producer_app_for(server.url, f"redis://127.0.0.1:{relay.port}/0")
+        app.conf.result_backend_transport_options = {"retry_policy": {
+            "max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}}
+        broker = redis.Redis.from_url(server.url)
+        tries = []
+
+        def send() -> object:
+            tries.append(time.monotonic())
+            if len(tries) == 1:  # Redis goes away between the ping and the publish
+                relay.refuse_for(OUTAGE_S)
+                relay.cut()
+            return app.send_task(TASK_COMPLETE, kwargs={"job": {}}, task_id="subscribed-1")
+
+        try:
+            with caplog.at_level(logging.WARNING, logger="worker.redis_wait"):
+                publish_within(time.monotonic() + 30, "to publish", app.backend, send)
+            queued = broker.lrange(QUEUE_CONVERSATIONS, 0, -1)
+        finally:
+            # the sent task's AsyncResult unsubscribes when collected: while Redis is still here
+            gc.collect()
+            broker.close()
+            app.close()
+    # Then it waits for Redis as for any unreachable Redis (not a bare RuntimeError), and
+    # once Redis is back the task is sent, once
+    assert "waiting for Redis to publish (ConnectionError)" in caplog.text, caplog.text
+    assert len(tries) == 2, tries  # the ping keeps every try made while Redis is away from the publish
+    assert OUTAGE_S <= tries[1] - tries[0] < 20, tries
+    assert [json.loads(m)["headers"]["id"] for m in queued] == ["subscribed-1"]

@@ -60,13 +60,19 @@ def within(deadline: float, what: str, step: Callable[[], T]) -> T:
         return value
 
 
+def publish_within(deadline: float, what: str, backend: Any, send: Callable[[], T]) -> T:
+    """`send`'s value, a publish retried while Redis is unreachable until `deadline` (`within`),
+    each try checked first (`sending`). backend: the task's result backend."""
+    return within(deadline, what, lambda: sending(backend, send))
+
+
 def sending(backend: Any, send: Callable[[], T]) -> T:
-    """One try of a publish that must wait for Redis (`within` retries it): first the results'
-    Redis must answer, since a publish would otherwise wait inside Celery, blind to the job's
-    deadline (under gevent Celery first subscribes to the new task's result, retrying ~20
-    times a second apart, then gives up with a RuntimeError caused by the lost connection,
-    raised here as that error). A broker that does not answer fails the publish itself,
-    after Celery's short retry policy.
+    """One try of a publish that must wait for Redis (`publish_within` retries it): first
+    the results' Redis must answer, since a publish would otherwise wait inside Celery, blind
+    to the job's deadline (under gevent Celery first subscribes to the new task's result,
+    retrying ~20 times a second apart, then gives up with a RuntimeError caused by the lost
+    connection, raised here as that error). A broker that does not answer fails the publish
+    itself, after Celery's short retry policy.
 
     backend: the task's result backend; only a Redis one is pinged.
     """
