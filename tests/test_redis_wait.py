@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import socket
 import threading
 import time
 from pathlib import Path
@@ -110,3 +111,23 @@ def test_a_publish_whose_result_subscription_gives_up_waits_for_redis_and_is_sen
     assert len(tries) == 2, tries  # the ping keeps every try made while Redis is away from the publish
     assert OUTAGE_S <= tries[1] - tries[0] < 20, tries
     assert [json.loads(m)["headers"]["id"] for m in queued] == ["subscribed-1"]
+
+
+@pytest.mark.parametrize(("scheme", "named"), [("amqp", "the broker"), ("redis", "Redis")])
+def test_a_publish_whose_broker_does_not_answer_names_it_in_the_reason(
+    tmp_path: Path, scheme: str, named: str
+) -> None:
+    # Given a publish whose broker, RabbitMQ or Redis, refuses connections (results on Redis, up)
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        closed = probe.getsockname()[1]
+    with PrivateRedis(appendonly=False, folder=tmp_path) as server:
+        broker = f"amqp://guest:guest@127.0.0.1:{closed}//" if scheme == "amqp" else f"redis://127.0.0.1:{closed}/0"
+        app = producer_app_for(broker, server.url)
+        try:
+            # Then the job's reason names what did not answer
+            with pytest.raises(RedisAway, match=f"^{named} was unreachable to publish until") as caught:
+                publish_within(time.monotonic() + 1, "to publish", app.backend,
+                               lambda: app.send_task(TASK_COMPLETE, kwargs={"job": {}}, task_id=f"{scheme}-1"))
+        finally:
+            app.close()
+    assert caught.value.code == "out_of_time"

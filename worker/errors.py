@@ -121,7 +121,8 @@ class SchemaRegistryError(TierlineError):
 
 
 class RedisAway(TierlineError):
-    """Redis (routing state or broker) stayed unreachable until the job's deadline, while a
-    step that cannot go on without it waited (`worker.redis_wait`)."""
+    """Redis (routing state, results or broker), or a RabbitMQ broker, stayed unreachable
+    until the job's deadline, while a step that cannot go on without it waited
+    (`worker.redis_wait`)."""
 
     code = ErrorCode.OUT_OF_TIME

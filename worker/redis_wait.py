@@ -38,6 +38,7 @@ def within(deadline: float, what: str, step: Callable[[], T]) -> T:
 
     what: the step, for the log and the error ("re-queuing the job").
     Raises RedisAway when Redis is still unreachable at the deadline (one try at least).
+    The log and the error name what did not answer: Redis, or a RabbitMQ broker.
     """
     pause = FIRST_PAUSE_S
     waited_since: float | None = None
@@ -45,19 +46,34 @@ def within(deadline: float, what: str, step: Callable[[], T]) -> T:
         try:
             value = step()
         except UNREACHABLE as exc:
-            now = time.monotonic()
+            now, away = time.monotonic(), unreachable(exc)
             if now >= deadline:
-                raise RedisAway(f"Redis was unreachable {what} until the job's time ran out "
+                raise RedisAway(f"{away} was unreachable {what} until the job's time ran out "
                                 f"({type(exc).__name__})") from exc
             if waited_since is None:
                 waited_since = now
-                log.warning("waiting for Redis %s (%s): up to %.0f s", what, type(exc).__name__, deadline - now)
+                log.warning("waiting for %s %s (%s): up to %.0f s", away, what, type(exc).__name__, deadline - now)
             time.sleep(min(pause, deadline - now))
             pause = min(pause * 2, LONGEST_PAUSE_S)
             continue
         if waited_since is not None:
-            log.warning("Redis is back %s after %.1f s", what, time.monotonic() - waited_since)
+            log.warning("%s is back %s after %.1f s", away, what, time.monotonic() - waited_since)
         return value
+
+
+def unreachable(exc: BaseException) -> str:
+    """What did not answer: "the broker" for a publish to RabbitMQ (kombu's error, caused by
+    no Redis error), else "Redis"."""
+    if not isinstance(exc, kombu.exceptions.OperationalError):
+        return "Redis"
+    cause: BaseException | None = exc
+    seen: set[int] = set()  # `sending` raises a cause from its effect: chains can loop
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, redis.RedisError):
+            return "Redis"
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return "the broker"
 
 
 def publish_within(deadline: float, what: str, backend: Any, send: Callable[[], T]) -> T:
