@@ -7,6 +7,7 @@ marker (a few bytes, for the result expiry: a day by default) stays in its place
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import redis
@@ -20,6 +21,7 @@ from contract.keys import collected as collected_key
 from results.base import Stored, retrying
 
 _TRANSIENT = (redis.ConnectionError, redis.TimeoutError)
+RECHECK_S = 2.0  # how often a wait reads the stored result itself (its notice may be lost)
 
 
 class RedisResults:
@@ -60,21 +62,31 @@ class RedisResults:
         return bool(retrying("marker read", _TRANSIENT, lambda: self._client.exists(collected_key(job_id))))
 
     def wait(self, job_id: str, timeout_s: float | None) -> Stored:
-        # Celery's Redis backend waits on pub/sub: no polling for a single handle.
+        # Celery's Redis backend waits on pub/sub, but its notice can be lost: a result stored
+        # while the subscription was down (a Redis restart) is not sent again, and Celery's
+        # result consumer, once its reconnect gave up, does not subscribe again to a task it
+        # subscribed to before. So every RECHECK_S the wait also reads the stored result: a GET.
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         result = AsyncResult(job_id, backend=self._backend, app=self._backend.app)
         try:
-            value = result.get(timeout=timeout_s, propagate=False, disable_sync_subtasks=False)
-            state = result.state
-        except CeleryTimeout:
-            state = ""
+            while True:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    value = result.get(timeout=RECHECK_S if left is None else min(RECHECK_S, left),
+                                       propagate=False, disable_sync_subtasks=False)
+                    return Stored(result.state, value)
+                except CeleryTimeout:
+                    pass
+                found = self.read([job_id]).get(job_id)
+                if found is not None:
+                    return found
+                if left is not None and left <= RECHECK_S:
+                    raise TimeoutError(f"job {job_id} not finished within {timeout_s}s")
         finally:
             # Unsubscribe now, while Redis is up; the AsyncResult's own __del__ would do it
             # whenever the garbage collector gets to it, perhaps after Redis has gone.
             self._backend.remove_pending_result(result)
             result.backend = None
-        if not state:
-            raise TimeoutError(f"job {job_id} not finished within {timeout_s}s")
-        return Stored(state, value)
 
     def purge_expired(self) -> int:
         return 0  # every result and marker carries its own TTL
