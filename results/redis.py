@@ -7,6 +7,7 @@ marker (a few bytes, for the result expiry: a day by default) stays in its place
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 
@@ -22,6 +23,9 @@ from results.base import Stored, retrying
 
 _TRANSIENT = (redis.ConnectionError, redis.TimeoutError)
 RECHECK_S = 2.0  # how often a wait reads the stored result itself (its notice may be lost)
+AWAY_PAUSE_S = 0.5  # between a wait's reads while Redis does not answer
+
+log = logging.getLogger(__name__)
 
 
 class RedisResults:
@@ -64,10 +68,13 @@ class RedisResults:
     def wait(self, job_id: str, timeout_s: float | None) -> Stored:
         # Celery's Redis backend waits on pub/sub, but its notice can be lost: a result stored
         # while the subscription was down (a Redis restart) is not sent again, and Celery's
-        # result consumer, once its reconnect gave up, does not subscribe again to a task it
-        # subscribed to before. So every RECHECK_S the wait also reads the stored result: a GET.
+        # result consumer, once a reconnect gave up, does not subscribe again to a task it
+        # subscribed to before. So the wait listens in slices of RECHECK_S, each begun by
+        # Celery reading the stored result (a GET); while Redis does not answer, it goes on
+        # until its timeout.
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         result = AsyncResult(job_id, backend=self._backend, app=self._backend.app)
+        away: BaseException | None = None
         try:
             while True:
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -76,17 +83,33 @@ class RedisResults:
                                        propagate=False, disable_sync_subtasks=False)
                     return Stored(result.state, value)
                 except CeleryTimeout:
-                    pass
-                found = self.read([job_id]).get(job_id)
-                if found is not None:
-                    return found
-                if left is not None and left <= RECHECK_S:
-                    raise TimeoutError(f"job {job_id} not finished within {timeout_s}s")
+                    away = None
+                except (*_TRANSIENT, RuntimeError) as exc:
+                    if not _unreachable(exc):
+                        raise
+                    if away is None:
+                        log.warning("waiting for job %s: the result backend does not answer (%s)",
+                                    job_id, type(exc).__name__)
+                    away = exc
+                    time.sleep(AWAY_PAUSE_S if left is None else min(AWAY_PAUSE_S, left))
+                if deadline is not None and time.monotonic() >= deadline:
+                    why = "" if away is None else f" (the result backend did not answer: {type(away).__name__})"
+                    raise TimeoutError(f"job {job_id} not finished within {timeout_s}s{why}")
         finally:
-            # Unsubscribe now, while Redis is up; the AsyncResult's own __del__ would do it
-            # whenever the garbage collector gets to it, perhaps after Redis has gone.
-            self._backend.remove_pending_result(result)
+            # Unsubscribe now, while Redis is up (the AsyncResult's own __del__ would do it
+            # whenever the garbage collector gets to it, perhaps after Redis has gone); with
+            # Redis away, the subscription went with its connection.
+            try:
+                self._backend.remove_pending_result(result)
+            except (*_TRANSIENT, RuntimeError) as exc:
+                if not _unreachable(exc):
+                    raise
             result.backend = None
 
     def purge_expired(self) -> int:
         return 0  # every result and marker carries its own TTL
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Redis did not answer: a connection error, or Celery's result consumer giving up on one."""
+    return isinstance(exc, _TRANSIENT) or (isinstance(exc, RuntimeError) and isinstance(exc.__cause__, _TRANSIENT))
