@@ -44,14 +44,15 @@ class RedisResults:
             return {}
         keys = [self._backend.get_key_for_task(job_id) for job_id in job_ids]
         raws = retrying("read", _TRANSIENT, lambda: list(self._client.mget(keys)))
-        found: dict[str, Stored] = {}
-        for job_id, raw in zip(job_ids, raws, strict=True):
-            if raw is None:
-                continue
-            meta = self._backend.decode_result(raw)
-            if meta.get("status") in states.READY_STATES:
-                found[job_id] = Stored(meta["status"], meta.get("result"))
-        return found
+        return {job_id: stored for job_id, raw in zip(job_ids, raws, strict=True)
+                if (stored := self._ended(raw)) is not None}
+
+    def _ended(self, raw: bytes | None) -> Stored | None:
+        """A stored result's end; None for none, or one not ended."""
+        if raw is None:
+            return None
+        meta = self._backend.decode_result(raw)
+        return Stored(meta["status"], meta.get("result")) if meta.get("status") in states.READY_STATES else None
 
     def release(self, job_ids: Sequence[str]) -> None:
         if not job_ids:
@@ -87,14 +88,19 @@ class RedisResults:
                 except (*_TRANSIENT, RuntimeError) as exc:
                     if not _unreachable(exc):
                         raise
+                    # Under gevent Celery's listener, once its reconnect gave up, fails every
+                    # later get() at once, before its read: read the result here instead.
+                    found = self._read_once(job_id)
+                    if found is not None:
+                        return found
                     if away is None:
                         log.warning("waiting for job %s: the result backend does not answer (%s)",
-                                    job_id, type(exc).__name__)
+                                    job_id, _cause(exc))
                     away = exc
                     time.sleep(AWAY_PAUSE_S if left is None else min(AWAY_PAUSE_S, left))
                 if deadline is not None and time.monotonic() >= deadline:
-                    why = "" if away is None else f" (the result backend did not answer: {type(away).__name__})"
-                    raise TimeoutError(f"job {job_id} not finished within {timeout_s}s{why}")
+                    why = "" if away is None else f" (the result backend did not answer: {_cause(away)})"
+                    raise TimeoutError(f"job {job_id} not finished within {timeout_s}s{why}") from away
         finally:
             # Unsubscribe now, while Redis is up (the AsyncResult's own __del__ would do it
             # whenever the garbage collector gets to it, perhaps after Redis has gone); with
@@ -106,10 +112,25 @@ class RedisResults:
                     raise
             result.backend = None
 
+    def _read_once(self, job_id: str) -> Stored | None:
+        """The job's stored end, read once; None when there is none or Redis does not answer."""
+        try:
+            return self._ended(self._client.get(self._backend.get_key_for_task(job_id)))
+        except _TRANSIENT:
+            return None
+
     def purge_expired(self) -> int:
         return 0  # every result and marker carries its own TTL
 
 
 def _unreachable(exc: BaseException) -> bool:
-    """Redis did not answer: a connection error, or Celery's result consumer giving up on one."""
-    return isinstance(exc, _TRANSIENT) or (isinstance(exc, RuntimeError) and isinstance(exc.__cause__, _TRANSIENT))
+    """Redis did not answer: a connection error, or Celery's result consumer giving up on one
+    (a refused password is a ConnectionError too, but no outage: it is not waited on)."""
+    cause = exc.__cause__ if isinstance(exc, RuntimeError) else exc
+    return isinstance(cause, _TRANSIENT) and not isinstance(cause, redis.AuthenticationError)
+
+
+def _cause(exc: BaseException) -> str:
+    """What did not answer, for a message: Celery's RuntimeError names its cause."""
+    cause = exc.__cause__ if isinstance(exc, RuntimeError) and exc.__cause__ is not None else exc
+    return f"{type(cause).__name__}: {cause}"

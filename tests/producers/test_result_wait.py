@@ -3,16 +3,23 @@ Redis restarted or not."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
+import pytest
+import redis
 from celery import Celery
 
 from contract.names import TASK_COMPLETE
 from contract.schemas import JobResult
 from operators.embedded import PrivateRedis
 from producers.client import JobHandle, producer_app_for
+from tests.producers.wait_across_restart import OUTAGE_S, across_restart
+from tests.support import ROOT
 from worker.shown_results import stored
 
 
@@ -45,34 +52,39 @@ def test_a_result_whose_notice_is_lost_is_still_seen_by_the_waiting_producer(tmp
     assert 1.0 <= waited < 8, waited
 
 
-def test_a_wait_goes_on_across_a_redis_restart_longer_than_celerys_reconnect(tmp_path: Path) -> None:
+@pytest.mark.parametrize("listener", ["thread", "gevent"])
+def test_a_wait_goes_on_across_a_redis_restart_longer_than_celerys_reconnect(tmp_path: Path, listener: str) -> None:
     # Given a producer waiting on a job, and Redis stopped for 5 s during the wait, longer
     # than Celery's result consumer keeps reconnecting (shortened here from ~20 s to a few
-    # tries: it then gives up with a RuntimeError), the result stored once Redis is back
-    server = PrivateRedis(appendonly=True, folder=tmp_path).start()
-    app = producer_app_for(server.url, server.url)
-    app.conf.result_backend_transport_options = {"retry_policy": {
-        "max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}}
-
-    def restart() -> None:
-        time.sleep(0.5)
-        server.stop()
-        time.sleep(5)
-        server.start()
-        app.backend.mark_as_done("restart-1", stored(JobResult(job_id="restart-1", status="succeeded",
-                                                               content="done"), redact=False))
-
-    try:
-        app.send_task(TASK_COMPLETE, kwargs={"job": {}}, task_id="restart-1")
-        outage = threading.Thread(target=restart)
-        outage.start()
-        began = time.monotonic()
-        handed = JobHandle("restart-1", app).result(timeout=60)
-        waited = time.monotonic() - began
-        outage.join()
-    finally:
-        app.close()
-        server.stop()
+    # tries: it then gives up with a RuntimeError), the result stored once Redis is back;
+    # in a plain process, or in a gevent one, whose listener dies when it gives up
+    if listener == "thread":
+        handed, waited = across_restart(tmp_path)
+    else:
+        run = subprocess.run([sys.executable, "-m", "tests.producers.wait_across_restart", "--gevent", str(tmp_path)],
+                             cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+        assert run.returncode == 0, run.stderr[-3000:]
+        out = json.loads(run.stdout.strip().splitlines()[-1])
+        handed, waited = JobResult.model_validate(out["result"]), out["waited"]
     # Then the wait rides the outage out and hands over the result once it is stored
     assert handed.ok and handed.content == "done", handed
-    assert 5.5 <= waited < 15, waited
+    assert OUTAGE_S + 0.5 <= waited < 15, waited
+
+
+def test_a_wait_whose_password_is_refused_fails_at_once(tmp_path: Path) -> None:
+    # Given a producer whose results' Redis refuses its password: a setting to fix, no outage
+    with PrivateRedis(appendonly=False, folder=tmp_path, password="right") as server:
+        wrong = server.url.replace(":right@", ":wrong@")
+        app = producer_app_for(wrong, wrong)
+        app.conf.result_backend_transport_options = {"retry_policy": {
+            "max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}}
+        began = time.monotonic()
+        try:
+            # Then its wait fails with Celery's error, caused by the refusal, not at its timeout
+            with pytest.raises((RuntimeError, redis.AuthenticationError)) as caught:
+                JobHandle("refused-1", app).result(timeout=30)
+        finally:
+            app.close()
+    refusal = caught.value.__cause__ if isinstance(caught.value, RuntimeError) else caught.value
+    assert isinstance(refusal, redis.AuthenticationError), repr(caught.value)
+    assert time.monotonic() - began < 10
