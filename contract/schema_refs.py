@@ -6,7 +6,9 @@ registry that retrieves nothing, and a job's schema is checked when the job is r
 every reference (`$ref`, `$dynamicRef`, `$recursiveRef`) must be a fragment (``#...``)
 that resolves inside the schema itself. Anything else is refused with ``remote_ref``
 (a URL, a file name, a relative document) or ``invalid_schema`` (a fragment that points
-nowhere).
+nowhere, or a loop: a reference that leads back, without descending into the answer's
+parts, to a schema it is checked under, which jsonschema would follow until Python's
+recursion limit on every answer).
 """
 
 from __future__ import annotations
@@ -16,12 +18,16 @@ from typing import Any
 from urllib.parse import urljoin
 
 import referencing.jsonschema
-from referencing import Registry, Resource
+from referencing import Registry, Resource, Specification
 from referencing.exceptions import NoSuchResource, Unresolvable
 
 from contract.codes import ErrorCode
 
 REF_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
+# Keywords whose subschemas check the same value as their own schema, not one of its parts.
+IN_PLACE = ("not", "if", "then", "else")
+IN_PLACE_LISTS = ("allOf", "anyOf", "oneOf")
+IN_PLACE_MAPS = ("dependentSchemas", "dependencies")  # (a `dependencies` list names properties)
 
 
 def _retrieve_nothing(uri: str) -> Resource[Any]:
@@ -77,3 +83,51 @@ def check_refs(schema: dict[str, Any]) -> None:
         except Unresolvable:
             raise RefRefused(f"$ref {str(ref)[:100]!r} points nowhere in the schema",
                              code=ErrorCode.INVALID_SCHEMA) from None
+    _check_no_loop(schema, registry.resolver(base_uri=resource.id() or ""), spec)
+
+
+def _check_no_loop(schema: dict[str, Any], resolver: Any, spec: Specification[Any]) -> None:
+    """Raise `RefRefused` when a reference leads back to a schema it is checked under, on the
+    same value (through references and in-place keywords only). Iterative: a schema nested
+    thousands deep is walked without Python's recursion."""
+    on_path: set[int] = set()
+    done: set[int] = set()
+    stack: list[tuple[object, Any, bool]] = [(schema, resolver, False)]  # (node, its resolver, leaving)
+    while stack:
+        node, here, leaving = stack.pop()
+        if leaving:
+            on_path.discard(id(node))
+            done.add(id(node))
+            continue
+        if not isinstance(node, dict) or id(node) in done:
+            continue
+        if id(node) in on_path:
+            raise RefRefused("a $ref loops back to a schema it is checked under without reaching a part of "
+                             "the answer: checking it would never end", code=ErrorCode.INVALID_SCHEMA)
+        on_path.add(id(node))
+        stack.append((node, here, True))
+        if isinstance(node.get("$id"), str):
+            here = here.in_subresource(spec.create_resource(node))
+        for key in REF_KEYWORDS:
+            ref = node.get(key)
+            if isinstance(ref, str):
+                try:
+                    target = here.lookup(ref)
+                except Unresolvable:  # resolved above against its base; a dynamic one may not be here
+                    continue
+                stack.append((target.contents, target.resolver, False))
+        for sub in _in_place(node):
+            stack.append((sub, here, False))
+
+
+def _in_place(node: dict[str, Any]) -> Iterator[object]:
+    """The subschemas of `node` that check the same value as `node`."""
+    for key in IN_PLACE:
+        if key in node:
+            yield node[key]
+    for key in IN_PLACE_LISTS:
+        if isinstance(node.get(key), list):
+            yield from node[key]
+    for key in IN_PLACE_MAPS:
+        if isinstance(node.get(key), dict):
+            yield from node[key].values()

@@ -71,6 +71,27 @@ def test_a_local_ref_is_accepted_and_one_that_points_nowhere_is_invalid() -> Non
     assert caught.value.code == "invalid_schema"
 
 
+@pytest.mark.parametrize("schema", [
+    {"$ref": "#"},
+    {"allOf": [{"type": "object"}, {"$ref": "#"}]},
+    {"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"anyOf": [{"$ref": "#/$defs/a"}]}}, "$ref": "#/$defs/a"},
+    {"if": {"type": "object"}, "then": {"$ref": "#"}},
+], ids=["itself", "all-of", "through-defs", "if-then"])
+def test_a_ref_that_loops_without_reaching_a_part_of_the_answer_is_refused(schema: dict[str, object]) -> None:
+    # (jsonschema would follow it until Python's recursion limit, on every answer)
+    with pytest.raises(InvalidJob, match="loops back") as caught:
+        parse_job({"messages": ASK, "quality": {"json_schema": schema}})
+    assert caught.value.code == "invalid_schema"
+
+
+def test_a_recursive_schema_that_descends_into_the_answer_is_accepted() -> None:
+    tree = {"type": "object", "properties": {"name": {"type": "string"},
+                                             "children": {"type": "array", "items": {"$ref": "#"}}}}
+    assert parse_job({"messages": ASK, "quality": {"json_schema": tree}}).quality is not None
+    assert quality.schema_error({"name": "a", "children": [{"name": "b", "children": []}]}, tree) is None
+    assert quality.schema_error({"name": "a", "children": [{"name": 3}]}, tree) is not None
+
+
 def test_an_extraction_schema_with_a_remote_ref_is_refused() -> None:
     with pytest.raises(InvalidJob) as caught:
         parse_extraction_job({"document": "text", "schema": _with_ref("https://example.invalid/s.json")})
