@@ -83,41 +83,69 @@ def check_refs(schema: dict[str, Any]) -> None:
         except Unresolvable:
             raise RefRefused(f"$ref {str(ref)[:100]!r} points nowhere in the schema",
                              code=ErrorCode.INVALID_SCHEMA) from None
-    _check_no_loop(schema, registry.resolver(base_uri=resource.id() or ""), spec)
+    # Resolved from the root as jsonschema does (a subschema repeating the root's $id must not
+    # stand in for it).
+    _check_no_loop(schema, NO_RETRIEVAL.resolver_with_root(resource), spec)
 
 
 def _check_no_loop(schema: dict[str, Any], resolver: Any, spec: Specification[Any]) -> None:
     """Raise `RefRefused` when a reference leads back to a schema it is checked under, on the
-    same value (through references and in-place keywords only). Iterative: a schema nested
-    thousands deep is walked without Python's recursion."""
-    on_path: set[int] = set()
+    same value (through references and in-place keywords only). Every subschema is a start:
+    one under a keyword that descends into a part of the answer (`properties`, `items`...)
+    starts a new path. Iterative: a schema nested thousands deep is walked without Python's
+    recursion."""
     done: set[int] = set()
-    stack: list[tuple[object, Any, bool]] = [(schema, resolver, False)]  # (node, its resolver, leaving)
-    while stack:
-        node, here, leaving = stack.pop()
-        if leaving:
-            on_path.discard(id(node))
-            done.add(id(node))
+    starts: list[tuple[object, Any]] = [(schema, resolver)]
+    while starts:
+        start, at = starts.pop()
+        on_path: set[int] = set()
+        stack: list[tuple[object, Any, bool]] = [(start, at, False)]  # (node, its resolver, leaving)
+        while stack:
+            node, here, leaving = stack.pop()
+            if leaving:
+                on_path.discard(id(node))
+                done.add(id(node))
+                continue
+            if not isinstance(node, dict) or id(node) in done:
+                continue
+            if id(node) in on_path:
+                raise RefRefused("a $ref loops back to a schema it is checked under without reaching a part of "
+                                 "the answer: checking it would never end", code=ErrorCode.INVALID_SCHEMA)
+            on_path.add(id(node))
+            stack.append((node, here, True))
+            if isinstance(spec.id_of(node), str):  # `$id` (`id` before draft 6) opens a subresource
+                here = here.in_subresource(spec.create_resource(node))
+            for key in REF_KEYWORDS:
+                target = _target(here, key, node.get(key))
+                if target is not None:
+                    stack.append((target.contents, target.resolver, False))
+            in_place = list(_in_place(node))
+            stack.extend((sub, here, False) for sub in in_place)
+            starts.extend((sub, here) for sub in _parts(node, in_place))
+
+
+def _target(resolver: Any, keyword: str, ref: object) -> Any:
+    """Where the reference `ref` under `keyword` leads from `resolver` (None: nowhere here)."""
+    if not isinstance(ref, str):
+        return None
+    try:
+        if keyword == "$recursiveRef":  # to the outermost `$recursiveAnchor`, as jsonschema does
+            return referencing.jsonschema.lookup_recursive_ref(resolver)
+        return resolver.lookup(ref)
+    except Unresolvable:  # resolved above against its base; a dynamic one may not be here
+        return None
+
+
+def _parts(node: dict[str, Any], in_place: list[object]) -> Iterator[object]:
+    """The other dicts under `node` (the schemas of its parts, and the maps that hold them)."""
+    seen = {id(sub) for sub in in_place}
+    for key, value in node.items():
+        if key in REF_KEYWORDS or key in IN_PLACE_LISTS or key in IN_PLACE_MAPS or id(value) in seen:
             continue
-        if not isinstance(node, dict) or id(node) in done:
-            continue
-        if id(node) in on_path:
-            raise RefRefused("a $ref loops back to a schema it is checked under without reaching a part of "
-                             "the answer: checking it would never end", code=ErrorCode.INVALID_SCHEMA)
-        on_path.add(id(node))
-        stack.append((node, here, True))
-        if isinstance(node.get("$id"), str):
-            here = here.in_subresource(spec.create_resource(node))
-        for key in REF_KEYWORDS:
-            ref = node.get(key)
-            if isinstance(ref, str):
-                try:
-                    target = here.lookup(ref)
-                except Unresolvable:  # resolved above against its base; a dynamic one may not be here
-                    continue
-                stack.append((target.contents, target.resolver, False))
-        for sub in _in_place(node):
-            stack.append((sub, here, False))
+        if isinstance(value, dict):
+            yield value
+        elif isinstance(value, list):
+            yield from (item for item in value if isinstance(item, dict))
 
 
 def _in_place(node: dict[str, Any]) -> Iterator[object]:

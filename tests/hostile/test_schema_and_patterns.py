@@ -76,7 +76,13 @@ def test_a_local_ref_is_accepted_and_one_that_points_nowhere_is_invalid() -> Non
     {"allOf": [{"type": "object"}, {"$ref": "#"}]},
     {"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"anyOf": [{"$ref": "#/$defs/a"}]}}, "$ref": "#/$defs/a"},
     {"if": {"type": "object"}, "then": {"$ref": "#"}},
-], ids=["itself", "all-of", "through-defs", "if-then"])
+    {"type": "object", "properties": {"a": {"$ref": "#/properties/a"}}},
+    {"$defs": {"x": {"allOf": [{"$ref": "#/$defs/x"}]}}, "items": {"$ref": "#/$defs/x"}},
+    {"$id": "http://x.invalid/p", "anyOf": [{"$ref": "#"}], "$defs": {"d": {"$id": "http://x.invalid/p"}}},
+    {"$schema": "http://json-schema.org/draft-04/schema#", "definitions": {"x": {"type": "string"}},
+     "allOf": [{"id": "http://x.invalid/s", "definitions": {"x": {"$ref": "#"}},
+                "allOf": [{"$ref": "#/definitions/x"}]}]},
+], ids=["itself", "all-of", "through-defs", "if-then", "under-properties", "under-items", "repeated-id", "draft-4-id"])
 def test_a_ref_that_loops_without_reaching_a_part_of_the_answer_is_refused(schema: dict[str, object]) -> None:
     # (jsonschema would follow it until Python's recursion limit, on every answer)
     with pytest.raises(InvalidJob, match="loops back") as caught:
