@@ -28,6 +28,7 @@ REF_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
 IN_PLACE = ("not", "if", "then", "else")
 IN_PLACE_LISTS = ("allOf", "anyOf", "oneOf")
 IN_PLACE_MAPS = ("dependentSchemas", "dependencies")  # (a `dependencies` list names properties)
+_NOT_PARTS = frozenset((*REF_KEYWORDS, *IN_PLACE, *IN_PLACE_LISTS, *IN_PLACE_MAPS))
 
 
 def _retrieve_nothing(uri: str) -> Resource[Any]:
@@ -97,31 +98,37 @@ def _check_no_loop(schema: dict[str, Any], resolver: Any, spec: Specification[An
     done: set[int] = set()
     starts: list[tuple[object, Any]] = [(schema, resolver)]
     while starts:
-        start, at = starts.pop()
-        on_path: set[int] = set()
-        stack: list[tuple[object, Any, bool]] = [(start, at, False)]  # (node, its resolver, leaving)
-        while stack:
-            node, here, leaving = stack.pop()
-            if leaving:
-                on_path.discard(id(node))
-                done.add(id(node))
-                continue
-            if not isinstance(node, dict) or id(node) in done:
-                continue
-            if id(node) in on_path:
-                raise RefRefused("a $ref loops back to a schema it is checked under without reaching a part of "
-                                 "the answer: checking it would never end", code=ErrorCode.INVALID_SCHEMA)
-            on_path.add(id(node))
-            stack.append((node, here, True))
-            if isinstance(spec.id_of(node), str):  # `$id` (`id` before draft 6) opens a subresource
-                here = here.in_subresource(spec.create_resource(node))
-            for key in REF_KEYWORDS:
-                target = _target(here, key, node.get(key))
-                if target is not None:
-                    stack.append((target.contents, target.resolver, False))
-            in_place = list(_in_place(node))
-            stack.extend((sub, here, False) for sub in in_place)
-            starts.extend((sub, here) for sub in _parts(node, in_place))
+        starts.extend(_walk_in_place(*starts.pop(), spec, done))
+
+
+def _walk_in_place(start: object, resolver: Any, spec: Specification[Any], done: set[int]) -> list[tuple[object, Any]]:
+    """Walk from `start` through references and in-place keywords (raising `RefRefused` on a
+    loop); the parts' subschemas met on the way, each with its resolver, to start from next."""
+    parts: list[tuple[object, Any]] = []
+    on_path: set[int] = set()
+    stack: list[tuple[object, Any, bool]] = [(start, resolver, False)]  # (node, its resolver, leaving)
+    while stack:
+        node, here, leaving = stack.pop()
+        if leaving:
+            on_path.discard(id(node))
+            done.add(id(node))
+            continue
+        if not isinstance(node, dict) or id(node) in done:
+            continue
+        if id(node) in on_path:
+            raise RefRefused("a $ref loops back to a schema it is checked under without reaching a part of "
+                             "the answer: checking it would never end", code=ErrorCode.INVALID_SCHEMA)
+        on_path.add(id(node))
+        stack.append((node, here, True))
+        if isinstance(spec.id_of(node), str):  # `$id` (`id` before draft 6) opens a subresource
+            here = here.in_subresource(spec.create_resource(node))
+        for key in REF_KEYWORDS:
+            target = _target(here, key, node.get(key))
+            if target is not None:
+                stack.append((target.contents, target.resolver, False))
+        stack.extend((sub, here, False) for sub in _in_place(node))
+        parts.extend((sub, here) for sub in _parts(node))
+    return parts
 
 
 def _target(resolver: Any, keyword: str, ref: object) -> Any:
@@ -136,11 +143,10 @@ def _target(resolver: Any, keyword: str, ref: object) -> Any:
         return None
 
 
-def _parts(node: dict[str, Any], in_place: list[object]) -> Iterator[object]:
+def _parts(node: dict[str, Any]) -> Iterator[object]:
     """The other dicts under `node` (the schemas of its parts, and the maps that hold them)."""
-    seen = {id(sub) for sub in in_place}
     for key, value in node.items():
-        if key in REF_KEYWORDS or key in IN_PLACE_LISTS or key in IN_PLACE_MAPS or id(value) in seen:
+        if key in _NOT_PARTS:
             continue
         if isinstance(value, dict):
             yield value

@@ -86,7 +86,8 @@ class RedisResults:
                 except CeleryTimeout:
                     away = None
                 except (*_TRANSIENT, RuntimeError) as exc:
-                    if not _unreachable(exc):
+                    lost = _outage(exc)
+                    if lost is None:
                         raise
                     # Under gevent Celery's listener, once its reconnect gave up, fails every
                     # later get() at once, before its read: read the result here instead.
@@ -95,11 +96,11 @@ class RedisResults:
                         return found
                     if away is None:
                         log.warning("waiting for job %s: the result backend does not answer (%s)",
-                                    job_id, _cause(exc))
-                    away = exc
+                                    job_id, _named(lost))
+                    away = lost
                     time.sleep(AWAY_PAUSE_S if left is None else min(AWAY_PAUSE_S, left))
                 if deadline is not None and time.monotonic() >= deadline:
-                    why = "" if away is None else f" (the result backend did not answer: {_cause(away)})"
+                    why = "" if away is None else f" (the result backend did not answer: {_named(away)})"
                     raise TimeoutError(f"job {job_id} not finished within {timeout_s}s{why}") from away
         finally:
             # Unsubscribe now, while Redis is up (the AsyncResult's own __del__ would do it
@@ -108,7 +109,7 @@ class RedisResults:
             try:
                 self._backend.remove_pending_result(result)
             except (*_TRANSIENT, RuntimeError) as exc:
-                if not _unreachable(exc):
+                if _outage(exc) is None:
                     raise
             result.backend = None
 
@@ -123,14 +124,22 @@ class RedisResults:
         return 0  # every result and marker carries its own TTL
 
 
-def _unreachable(exc: BaseException) -> bool:
-    """Redis did not answer: a connection error, or Celery's result consumer giving up on one
-    (a refused password is a ConnectionError too, but no outage: it is not waited on)."""
-    cause = exc.__cause__ if isinstance(exc, RuntimeError) else exc
-    return isinstance(cause, _TRANSIENT) and not isinstance(cause, redis.AuthenticationError)
+def gave_up_on(exc: BaseException) -> BaseException | None:
+    """The connection error Celery's result consumer gave up on, when `exc` is the
+    RuntimeError it raises then ("Retry limit exceeded ..."); None for anything else."""
+    cause = exc.__cause__
+    return cause if isinstance(exc, RuntimeError) and isinstance(cause, _TRANSIENT) else None
 
 
-def _cause(exc: BaseException) -> str:
-    """What did not answer, for a message: Celery's RuntimeError names its cause."""
-    cause = exc.__cause__ if isinstance(exc, RuntimeError) and exc.__cause__ is not None else exc
-    return f"{type(cause).__name__}: {cause}"
+def _outage(exc: BaseException) -> BaseException | None:
+    """The connection error behind `exc` when Redis did not answer (directly, or as what
+    Celery's result consumer gave up on); None otherwise. A refused password is a
+    ConnectionError too, but no outage: it is not waited on."""
+    cause = gave_up_on(exc) or exc
+    if isinstance(cause, _TRANSIENT) and not isinstance(cause, redis.AuthenticationError):
+        return cause
+    return None
+
+
+def _named(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"

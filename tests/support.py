@@ -24,6 +24,11 @@ from worker.providers.simulated import Script, publish_script
 ROOT = Path(__file__).resolve().parent.parent
 _names = itertools.count(1)
 
+# Celery's result consumer retries its reconnect ~20 times a second apart before it gives up
+# with a RuntimeError; a test that needs it to give up sets this on its app's
+# `result_backend_transport_options`.
+SHORT_RECONNECT = {"retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}}
+
 
 def db_url(base: str, db: int) -> str:
     """`base` Redis URL moved to database `db`."""

@@ -17,6 +17,7 @@ from contract.names import QUEUE_CONVERSATIONS, TASK_COMPLETE
 from operators.embedded import PrivateRedis
 from producers.client import producer_app_for
 from tests.relay import Relay
+from tests.support import SHORT_RECONNECT
 from worker.errors import RedisAway
 from worker.redis_wait import publish_within, within
 
@@ -84,8 +85,7 @@ def test_a_publish_whose_result_subscription_gives_up_waits_for_redis_and_is_sen
     with PrivateRedis(appendonly=False, folder=tmp_path) as server, \
             Relay(("127.0.0.1", server.port), marker=b"never sent") as relay:
         app = producer_app_for(server.url, f"redis://127.0.0.1:{relay.port}/0")
-        app.conf.result_backend_transport_options = {"retry_policy": {
-            "max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}}
+        app.conf.result_backend_transport_options = SHORT_RECONNECT
         broker = redis.Redis.from_url(server.url)
         tries = []
 

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import kombu.exceptions
 import redis
 
+from results.redis import gave_up_on
 from worker.errors import RedisAway
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def within(deadline: float, what: str, step: Callable[[], T]) -> T:
         try:
             value = step()
         except UNREACHABLE as exc:
-            now, away = time.monotonic(), unreachable(exc)
+            now, away = time.monotonic(), who_is_away(exc)
             if now >= deadline:
                 raise RedisAway(f"{away} was unreachable {what} until the job's time ran out "
                                 f"({type(exc).__name__})") from exc
@@ -61,19 +62,13 @@ def within(deadline: float, what: str, step: Callable[[], T]) -> T:
         return value
 
 
-def unreachable(exc: BaseException) -> str:
-    """What did not answer: "the broker" for a publish to RabbitMQ (kombu's error, caused by
-    no Redis error), else "Redis"."""
-    if not isinstance(exc, kombu.exceptions.OperationalError):
-        return "Redis"
-    cause: BaseException | None = exc
-    seen: set[int] = set()  # `sending` raises a cause from its effect: chains can loop
-    while cause is not None and id(cause) not in seen:
-        if isinstance(cause, redis.RedisError):
-            return "Redis"
-        seen.add(id(cause))
-        cause = cause.__cause__ or cause.__context__
-    return "the broker"
+def who_is_away(exc: BaseException) -> str:
+    """What did not answer: "the broker" for a publish to RabbitMQ (kombu's error, not
+    caused by a Redis error as on a Redis broker), else "Redis"."""
+    if isinstance(exc, kombu.exceptions.OperationalError) and not isinstance(
+            exc.__cause__ or exc.__context__, redis.RedisError):
+        return "the broker"
+    return "Redis"
 
 
 def publish_within(deadline: float, what: str, backend: Any, send: Callable[[], T]) -> T:
@@ -97,7 +92,8 @@ def sending(backend: Any, send: Callable[[], T]) -> T:
         results.ping()
     try:
         return send()
-    except RuntimeError as exc:  # Celery's result consumer: "Retry limit exceeded"
-        if isinstance(exc.__cause__, UNREACHABLE):
-            raise exc.__cause__ from exc
+    except RuntimeError as exc:
+        lost = gave_up_on(exc)
+        if lost is not None:
+            raise lost from exc
         raise

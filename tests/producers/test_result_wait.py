@@ -19,7 +19,7 @@ from contract.schemas import JobResult
 from operators.embedded import PrivateRedis
 from producers.client import JobHandle, producer_app_for
 from tests.producers.wait_across_restart import OUTAGE_S, across_restart
-from tests.support import ROOT
+from tests.support import ROOT, SHORT_RECONNECT
 from worker.shown_results import stored
 
 
@@ -76,8 +76,7 @@ def test_a_wait_whose_password_is_refused_fails_at_once(tmp_path: Path) -> None:
     with PrivateRedis(appendonly=False, folder=tmp_path, password="right") as server:
         wrong = server.url.replace(":right@", ":wrong@")
         app = producer_app_for(wrong, wrong)
-        app.conf.result_backend_transport_options = {"retry_policy": {
-            "max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}}
+        app.conf.result_backend_transport_options = SHORT_RECONNECT
         began = time.monotonic()
         try:
             # Then its wait fails with Celery's error, caused by the refusal, not at its timeout

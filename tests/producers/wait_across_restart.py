@@ -24,6 +24,7 @@ from contract.names import TASK_COMPLETE  # noqa: E402
 from contract.schemas import JobResult  # noqa: E402
 from operators.embedded import PrivateRedis  # noqa: E402
 from producers.client import JobHandle, producer_app_for  # noqa: E402
+from tests.support import SHORT_RECONNECT  # noqa: E402
 from worker.shown_results import stored  # noqa: E402
 
 OUTAGE_S = 5.0
@@ -35,8 +36,7 @@ def across_restart(folder: Path) -> tuple[JobResult, float]:
     result is stored. The JobResult handed over, and the seconds waited."""
     server = PrivateRedis(appendonly=True, folder=folder).start()
     app = producer_app_for(server.url, server.url)
-    app.conf.result_backend_transport_options = {"retry_policy": {
-        "max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}}
+    app.conf.result_backend_transport_options = SHORT_RECONNECT
 
     def restart() -> None:
         time.sleep(0.5)
